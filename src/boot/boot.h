@@ -1,0 +1,65 @@
+/* Loading a kernel for direct boot: a Linux bzImage (64-bit boot protocol),
+ * an ELF with a PVH entry note, or a Multiboot v1 image. The loader writes
+ * the kernel, its modules/initrd, the command line and the boot structures
+ * (boot_params / hvm_start_info / multiboot info, GDT, page tables) into
+ * guest memory and says how the boot vCPU must start. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mem/guest_mem.h"
+
+enum boot_format {
+	BOOT_FORMAT_AUTO,
+	BOOT_FORMAT_LINUX,     /* bzImage, 64-bit boot protocol */
+	BOOT_FORMAT_PVH,       /* ELF with XEN_ELFNOTE_PHYS32_ENTRY */
+	BOOT_FORMAT_MULTIBOOT, /* Multiboot v1: ELF32/ELF64 or a.out kludge */
+};
+
+struct boot_module {
+	const char *path;
+	const char *args; /* may be NULL; multiboot module string is "path args" */
+};
+
+struct boot_request {
+	enum boot_format format;
+	const char *kernel_path;
+	const char *cmdline; /* may be NULL */
+	const struct boot_module *modules; /* for Linux: initrds, concatenated */
+	unsigned nr_modules;
+	uint64_t rsdp_gpa; /* 0 when the machine has no ACPI */
+};
+
+enum boot_cpu_mode {
+	BOOT_CPU_PROT32, /* flat 32-bit protected mode, paging off */
+	BOOT_CPU_LONG64, /* 64-bit long mode with identity-mapped page tables */
+};
+
+/* The boot vCPU's state at the first instruction. Segments are flat
+ * (base 0, limit 4 GiB); the selectors index the GDT the loader wrote at
+ * gdt_base. */
+struct boot_entry {
+	enum boot_cpu_mode mode;
+	uint64_t rip, rsp, rflags;
+	uint64_t rax, rbx, rsi;
+	uint64_t cr0, cr3, cr4, efer;
+	uint64_t gdt_base;
+	uint16_t gdt_limit;
+	uint16_t code_sel, data_sel, tss_sel; /* tss_sel 0: none in the GDT */
+	const char *format_name; /* "bzImage", "PVH ELF", "Multiboot" */
+};
+
+/* Returns 0, or a negative errno with a one-line reason in err (without
+ * the program name), e.g. "vmlinuz: not a bzImage, ELF or Multiboot
+ * image", "initrd.img: No such file or directory". */
+int boot_load_kernel(const struct guest_mem *gm, const struct boot_request *req,
+		     struct boot_entry *entry, char *err, size_t errlen);
+
+/* Where the loaders put things in guest memory (below 1 MiB, outside the
+ * EBDA and BIOS area; the kernel goes at 1 MiB or its ELF addresses). */
+#define BOOT_GDT_GPA 0x0500ULL
+#define BOOT_PML4_GPA 0x1000ULL    /* then PDPT 0x2000, PDs 0x3000-0x6fff */
+#define BOOT_INFO_GPA 0x7000ULL    /* boot_params / hvm_start_info / mb info */
+#define BOOT_INFO_END 0x8000ULL
+#define BOOT_CMDLINE_GPA 0x20000ULL
+#define BOOT_CMDLINE_MAX 0x10000ULL /* including module strings (multiboot) */

@@ -1,0 +1,129 @@
+#include "mem/guest_mem.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+int guest_mem_create(struct guest_mem *gm, uint64_t size)
+{
+	memset(gm, 0, sizeof(*gm));
+	if (size < GUEST_MEM_MIN || (size & 0xFFF))
+		return -EINVAL;
+	/* NORESERVE: only pages the guest touches cost the host anything. */
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	madvise(p, size, MADV_DONTDUMP);
+	gm->host = p;
+	gm->size = size;
+	gm->low_size = size < GUEST_LOWMEM_LIMIT ? size : GUEST_LOWMEM_LIMIT;
+	gm->high_size = size - gm->low_size;
+	return 0;
+}
+
+void guest_mem_destroy(struct guest_mem *gm)
+{
+	if (gm->host)
+		munmap(gm->host, gm->size);
+	memset(gm, 0, sizeof(*gm));
+}
+
+int guest_mem_regions(const struct guest_mem *gm, struct guest_mem_region out[2])
+{
+	int n = 0;
+	out[n++] = (struct guest_mem_region){ 0, gm->low_size, gm->host };
+	if (gm->high_size)
+		out[n++] = (struct guest_mem_region){ GUEST_HIGHMEM_BASE, gm->high_size,
+						      gm->host + gm->low_size };
+	return n;
+}
+
+void *guest_mem_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+	if (len == 0 || gpa + len < gpa)
+		return NULL;
+	uint64_t end = gpa + len;
+	if (end <= gm->low_size)
+		return gm->host + gpa;
+	if (gpa >= GUEST_HIGHMEM_BASE && end - GUEST_HIGHMEM_BASE <= gm->high_size)
+		return gm->host + gm->low_size + (gpa - GUEST_HIGHMEM_BASE);
+	return NULL;
+}
+
+bool guest_mem_is_ram(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+	return guest_mem_ptr(gm, gpa, len) != NULL;
+}
+
+int guest_mem_read(const struct guest_mem *gm, uint64_t gpa, void *dst, size_t len)
+{
+	if (len == 0)
+		return 0;
+	const void *p = guest_mem_ptr(gm, gpa, len);
+	if (!p)
+		return -EFAULT;
+	memcpy(dst, p, len);
+	return 0;
+}
+
+int guest_mem_write(const struct guest_mem *gm, uint64_t gpa, const void *src, size_t len)
+{
+	if (len == 0)
+		return 0;
+	void *p = guest_mem_ptr(gm, gpa, len);
+	if (!p)
+		return -EFAULT;
+	memcpy(p, src, len);
+	return 0;
+}
+
+int guest_mem_fill(const struct guest_mem *gm, uint64_t gpa, int byte, size_t len)
+{
+	if (len == 0)
+		return 0;
+	void *p = guest_mem_ptr(gm, gpa, len);
+	if (!p)
+		return -EFAULT;
+	memset(p, byte, len);
+	return 0;
+}
+
+int guest_mem_read_u32(const struct guest_mem *gm, uint64_t gpa, uint32_t *out)
+{
+	uint8_t b[4];
+	if (guest_mem_read(gm, gpa, b, 4)) {
+		*out = 0;
+		return -EFAULT;
+	}
+	*out = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+	return 0;
+}
+
+int guest_mem_write_u32(const struct guest_mem *gm, uint64_t gpa, uint32_t value)
+{
+	uint8_t b[4] = { (uint8_t)value, (uint8_t)(value >> 8), (uint8_t)(value >> 16),
+			 (uint8_t)(value >> 24) };
+	return guest_mem_write(gm, gpa, b, 4);
+}
+
+int guest_mem_write_u64(const struct guest_mem *gm, uint64_t gpa, uint64_t value)
+{
+	int r = guest_mem_write_u32(gm, gpa, (uint32_t)value);
+	return r ? r : guest_mem_write_u32(gm, gpa + 4, (uint32_t)(value >> 32));
+}
+
+int guest_mem_e820(const struct guest_mem *gm, struct e820_entry *out)
+{
+	int n = 0;
+	out[n++] = (struct e820_entry){ 0, GUEST_EBDA_BASE, E820_RAM };
+	out[n++] = (struct e820_entry){ GUEST_EBDA_BASE, 0xA0000 - GUEST_EBDA_BASE, E820_RESERVED };
+	out[n++] = (struct e820_entry){ GUEST_BIOS_AREA_BASE,
+					GUEST_BIOS_AREA_END - GUEST_BIOS_AREA_BASE, E820_RESERVED };
+	if (gm->low_size > GUEST_BIOS_AREA_END)
+		out[n++] = (struct e820_entry){ GUEST_BIOS_AREA_END,
+						gm->low_size - GUEST_BIOS_AREA_END, E820_RAM };
+	if (gm->high_size)
+		out[n++] = (struct e820_entry){ GUEST_HIGHMEM_BASE, gm->high_size, E820_RAM };
+	return n;
+}

@@ -1,0 +1,66 @@
+/* Guest physical memory: the layout, the e820 map that describes it, and
+ * the ONLY way device and boot code may read or write the guest.
+ *
+ * Layout: RAM from 0 up to min(size, 3 GiB); the rest of RAM from 4 GiB.
+ * [3 GiB, 4 GiB) is the MMIO hole (PCI windows, ECAM, IOAPIC, LAPIC). */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GUEST_LOWMEM_LIMIT 0xC0000000ULL
+#define GUEST_HIGHMEM_BASE 0x100000000ULL
+#define GUEST_MEM_MIN (4ULL << 20)
+
+/* Fixed places below 1 MiB that the boot code and the platform use. */
+#define GUEST_EBDA_BASE 0x9FC00ULL
+#define GUEST_BIOS_AREA_BASE 0xE0000ULL /* ACPI tables, MP table, RSDP */
+#define GUEST_BIOS_AREA_END 0x100000ULL
+
+struct guest_mem {
+	uint8_t *host;      /* low RAM, then high RAM, contiguous in the host */
+	uint64_t size;      /* all RAM */
+	uint64_t low_size;  /* RAM below GUEST_LOWMEM_LIMIT */
+	uint64_t high_size; /* RAM from GUEST_HIGHMEM_BASE */
+};
+
+/* A RAM region in guest-physical terms, for the KVM memory slots. */
+struct guest_mem_region {
+	uint64_t gpa, size;
+	void *host;
+};
+
+int guest_mem_create(struct guest_mem *gm, uint64_t size);
+void guest_mem_destroy(struct guest_mem *gm);
+/* Up to two regions (low, high). Returns their count. */
+int guest_mem_regions(const struct guest_mem *gm, struct guest_mem_region out[2]);
+
+/* True when [gpa, gpa+len) lies wholly in one RAM region. */
+bool guest_mem_is_ram(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
+
+/* A host pointer valid for exactly [gpa, gpa+len), or NULL if any of it is
+ * not RAM (or len is 0 or the range wraps). The guest may change the bytes
+ * at any moment: copy before validating what you read. */
+void *guest_mem_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
+
+/* Copy to/from the guest. Return 0, or -EFAULT when the range is not RAM
+ * (nothing is copied then). */
+int guest_mem_read(const struct guest_mem *gm, uint64_t gpa, void *dst, size_t len);
+int guest_mem_write(const struct guest_mem *gm, uint64_t gpa, const void *src, size_t len);
+int guest_mem_fill(const struct guest_mem *gm, uint64_t gpa, int byte, size_t len);
+
+/* Little-endian scalar helpers; on a bad address reads give 0 and return
+ * -EFAULT. */
+int guest_mem_read_u32(const struct guest_mem *gm, uint64_t gpa, uint32_t *out);
+int guest_mem_write_u32(const struct guest_mem *gm, uint64_t gpa, uint32_t value);
+int guest_mem_write_u64(const struct guest_mem *gm, uint64_t gpa, uint64_t value);
+
+/* The e820 map. */
+enum e820_type { E820_RAM = 1, E820_RESERVED = 2, E820_ACPI = 3, E820_NVS = 4 };
+struct e820_entry {
+	uint64_t addr, size;
+	uint32_t type;
+};
+#define E820_MAX_ENTRIES 8
+/* Fills out[] (E820_MAX_ENTRIES) and returns the count. */
+int guest_mem_e820(const struct guest_mem *gm, struct e820_entry *out);

@@ -1,0 +1,146 @@
+#include "util/evloop.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct evloop_source {
+	int fd;
+	evloop_cb cb;
+	void *opaque;
+	atomic_bool removed;
+	struct evloop_source *next_dead;
+};
+
+struct evloop {
+	int epfd;
+	int wakefd;
+	atomic_bool stop;
+	pthread_mutex_t lock; /* guards the dead list */
+	struct evloop_source *dead;
+	struct evloop_source wake_source;
+};
+
+struct evloop *evloop_create(void)
+{
+	struct evloop *loop = calloc(1, sizeof(*loop));
+	if (!loop)
+		return NULL;
+	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+	loop->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pthread_mutex_init(&loop->lock, NULL);
+	if (loop->epfd < 0 || loop->wakefd < 0)
+		goto fail;
+	loop->wake_source.fd = loop->wakefd;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &loop->wake_source };
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) < 0)
+		goto fail;
+	return loop;
+fail:
+	evloop_destroy(loop);
+	return NULL;
+}
+
+static void free_dead(struct evloop *loop)
+{
+	pthread_mutex_lock(&loop->lock);
+	struct evloop_source *s = loop->dead;
+	loop->dead = NULL;
+	pthread_mutex_unlock(&loop->lock);
+	while (s) {
+		struct evloop_source *next = s->next_dead;
+		free(s);
+		s = next;
+	}
+}
+
+void evloop_destroy(struct evloop *loop)
+{
+	if (!loop)
+		return;
+	free_dead(loop);
+	if (loop->epfd >= 0)
+		close(loop->epfd);
+	if (loop->wakefd >= 0)
+		close(loop->wakefd);
+	pthread_mutex_destroy(&loop->lock);
+	free(loop);
+}
+
+struct evloop_source *evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_cb cb,
+				 void *opaque)
+{
+	struct evloop_source *src = calloc(1, sizeof(*src));
+	if (!src)
+		return NULL;
+	src->fd = fd;
+	src->cb = cb;
+	src->opaque = opaque;
+	struct epoll_event ev = { .events = events, .data.ptr = src };
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int e = errno;
+		free(src);
+		errno = e;
+		return NULL;
+	}
+	return src;
+}
+
+int evloop_modify(struct evloop *loop, struct evloop_source *src, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = src };
+	return epoll_ctl(loop->epfd, EPOLL_CTL_MOD, src->fd, &ev) < 0 ? -errno : 0;
+}
+
+void evloop_remove(struct evloop *loop, struct evloop_source *src)
+{
+	if (!src)
+		return;
+	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, src->fd, NULL);
+	pthread_mutex_lock(&loop->lock);
+	src->removed = true;
+	src->next_dead = loop->dead;
+	loop->dead = src;
+	pthread_mutex_unlock(&loop->lock);
+}
+
+int evloop_run(struct evloop *loop)
+{
+	struct epoll_event events[32];
+	while (!atomic_load(&loop->stop)) {
+		int n = epoll_wait(loop->epfd, events, 32, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (int i = 0; i < n && !atomic_load(&loop->stop); i++) {
+			struct evloop_source *src = events[i].data.ptr;
+			if (src == &loop->wake_source) {
+				uint64_t v;
+				ssize_t r = read(loop->wakefd, &v, sizeof(v));
+				(void)r;
+				continue;
+			}
+			/* A callback earlier in this round may have removed src;
+			 * it stays allocated until the round ends. */
+			if (!src->removed)
+				src->cb(src->opaque, events[i].events);
+		}
+		free_dead(loop);
+	}
+	return 0;
+}
+
+void evloop_stop(struct evloop *loop)
+{
+	atomic_store(&loop->stop, true);
+	uint64_t one = 1;
+	ssize_t r = write(loop->wakefd, &one, sizeof(one));
+	(void)r;
+}

@@ -1,0 +1,27 @@
+/* The event loop: one thread waits on everything that waits (console
+ * input, sockets, signals through signalfd, timers). Callbacks run on the
+ * loop thread. Adding, changing and removing sources is safe from any
+ * thread. */
+#pragma once
+#include <stdint.h>
+
+struct evloop;
+struct evloop_source;
+
+/* events are EPOLLIN/EPOLLOUT/EPOLLHUP/EPOLLERR bits. */
+typedef void (*evloop_cb)(void *opaque, uint32_t events);
+
+struct evloop *evloop_create(void);
+void evloop_destroy(struct evloop *loop);
+
+/* Watch fd for events. Returns NULL on failure (errno set). */
+struct evloop_source *evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_cb cb,
+				 void *opaque);
+int evloop_modify(struct evloop *loop, struct evloop_source *src, uint32_t events);
+/* Stop watching; the callback is not called after this returns on the loop
+ * thread, nor after the current dispatch round when called elsewhere. */
+void evloop_remove(struct evloop *loop, struct evloop_source *src);
+
+/* Run callbacks until evloop_stop(). Returns 0, or -errno on failure. */
+int evloop_run(struct evloop *loop);
+void evloop_stop(struct evloop *loop);

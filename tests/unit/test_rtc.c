@@ -1,0 +1,2 @@
+#include "../unit/unit.h"
+int main(void) { return UNIT_RESULT(); }

@@ -1,0 +1,27 @@
+/* A tiny unit-test harness: CHECK records failures and goes on; main
+ * returns non-zero when any failed, which meson test reports. */
+#pragma once
+#include <stdio.h>
+
+static int unit_failures;
+
+#define CHECK(cond)                                                                   \
+	do {                                                                          \
+		if (!(cond)) {                                                        \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
+				#cond);                                               \
+			unit_failures++;                                              \
+		}                                                                     \
+	} while (0)
+
+#define CHECK_EQ(a, b)                                                                    \
+	do {                                                                              \
+		unsigned long long _a = (unsigned long long)(a), _b = (unsigned long long)(b); \
+		if (_a != _b) {                                                           \
+			fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %s (0x%llx != 0x%llx)\n", \
+				__FILE__, __LINE__, #a, #b, _a, _b);                      \
+			unit_failures++;                                                  \
+		}                                                                         \
+	} while (0)
+
+#define UNIT_RESULT() (unit_failures ? (fprintf(stderr, "%d failures\n", unit_failures), 1) : 0)
