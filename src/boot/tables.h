@@ -25,6 +25,20 @@
 #define ACPI_RESET_VALUE 0x06
 #define ACPI_S5_SLP_TYP 5 /* the _S5 package's value, written to SLP_TYP */
 
+/* Default PCI windows: the 32-bit MMIO hole below the IOAPIC. */
+#define PCI_MMIO32_DEFAULT_BASE 0xC0000000ULL
+#define PCI_MMIO32_DEFAULT_LIMIT 0xFEBFFFFFULL /* inclusive */
+
+/* One PCI INTx route: device dev (0-31) on bus, pin 0-3 (INTA#-INTD#),
+ * wired to IOAPIC input gsi (level, active low as on PCs). The same list
+ * feeds the MP table's I/O interrupt entries and the DSDT's _PRT. */
+struct pci_intx_route {
+	uint8_t bus; /* only bus 0 for now (the MP table knows one PCI bus) */
+	uint8_t dev;
+	uint8_t pin;
+	uint32_t gsi;
+};
+
 struct platform_desc {
 	unsigned ncpus;
 	const uint32_t *apic_ids; /* ncpus entries, [0] is the boot CPU */
@@ -32,6 +46,19 @@ struct platform_desc {
 	unsigned ioapic_pins; /* 24 */
 	bool com_present[4];  /* com1..com4 */
 	uint64_t ram_below_4g, ram_above_4g;
+
+	/* PCI: all optional, zero means "none"/"default". */
+	const struct pci_intx_route *pci_intx; /* n_pci_intx entries */
+	unsigned n_pci_intx;
+	/* The 32-bit MMIO window in PCI0's _CRS, [base, limit]; both zero
+	 * means PCI_MMIO32_DEFAULT_BASE..PCI_MMIO32_DEFAULT_LIMIT. */
+	uint64_t pci_mmio32_base, pci_mmio32_limit;
+	/* A 64-bit MMIO window [base, base+size), size 0 = none. */
+	uint64_t pci_mmio64_base, pci_mmio64_size;
+	/* PCI ECAM (MCFG): emitted only when pci_ecam_base is non-zero; covers
+	 * buses [pci_ecam_bus_start, pci_ecam_bus_end] of segment 0. */
+	uint64_t pci_ecam_base;
+	uint8_t pci_ecam_bus_start, pci_ecam_bus_end;
 };
 
 /* Write the MP floating pointer and configuration table (processors, ISA
@@ -41,3 +68,10 @@ int mptable_build(const struct guest_mem *gm, const struct platform_desc *desc);
 /* Write the ACPI tables and the RSDP; stores the RSDP's address. */
 int acpi_build(const struct guest_mem *gm, const struct platform_desc *desc,
 	       uint64_t *rsdp_gpa);
+
+/* Write every ACPI table reachable from the RSDP at rsdp_gpa into the
+ * directory dir as <SIG>.dat (RSDP.dat, XSDT.dat, RSDT.dat, FACP.dat,
+ * FACS.dat, DSDT.dat, APIC.dat, ...; a second table with the same
+ * signature gets <SIG>2.dat), the form `iasl -d` and acpidump -b use.
+ * Returns the number of files written, or -errno. */
+int acpi_dump_tables(const struct guest_mem *gm, uint64_t rsdp_gpa, const char *dir);

@@ -1,1 +1,368 @@
-/* placeholder: being written */
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/sysinfo.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "util/evloop.h"
+#include "util/log.h"
+#include "vmm/kvm.h"
+#include "vmm/vm_internal.h"
+
+/* KVM on Intel needs three pages of its own in guest-physical space for
+ * real-mode emulation; put them just below the BIOS ROM area, in the MMIO
+ * hole where nothing else lives. */
+#define KVM_TSS_GPA 0xFFFBD000ULL
+#define KVM_IDENTITY_MAP_GPA 0xFFFBC000ULL
+
+/* How often the event loop looks for vCPUs halted for good. */
+#define HALT_POLL_NS 100000000L
+
+static const int handled_signals[] = { SIGTERM, SIGINT, SIGHUP };
+
+void vm_block_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(handled_signals) / sizeof(handled_signals[0]); i++)
+		sigaddset(&set, handled_signals[i]);
+	sigaddset(&set, SIGUSR1); /* the vCPU kick; vCPU threads unblock it */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void platform_set_irq_hook(struct platform *p, unsigned gsi, bool level)
+{
+	struct vm *vm = p->vmm;
+	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		log_guest("raising GSI %u failed: %s", gsi, strerror(errno));
+}
+
+static void platform_request_exit_hook(struct platform *p, int status, const char *reason)
+{
+	vm_request_exit(p->vmm, status, reason);
+}
+
+void vm_request_exit(struct vm *vm, int status, const char *reason)
+{
+	int expected = -1;
+	if (status < 0)
+		status = VM_EXIT_ERROR;
+	if (!atomic_compare_exchange_strong(&vm->exit_status, &expected, status))
+		return;
+	snprintf(vm->exit_reason, sizeof(vm->exit_reason), "%s", reason ? reason : "");
+	uint64_t one = 1;
+	ssize_t w = write(vm->exit_eventfd, &one, sizeof(one));
+	(void)w;
+}
+
+const char *vm_exit_reason(const struct vm *vm) { return vm->exit_reason; }
+struct platform *vm_platform(struct vm *vm) { return &vm->platform; }
+const struct guest_mem *vm_mem(struct vm *vm) { return &vm->mem; }
+struct evloop *vm_loop(struct vm *vm) { return vm->loop; }
+unsigned vm_vcpu_count(const struct vm *vm) { return vm->nvcpus; }
+uint32_t vm_apic_id(const struct vm *vm, unsigned index) { return vm->vcpus[index].apic_id; }
+
+void vm_set_signal_handler(struct vm *vm, vm_signal_handler handler, void *opaque)
+{
+	vm->signal_handler = handler;
+	vm->signal_opaque = opaque;
+}
+
+static unsigned guest_phys_bits(const struct kvm_cpuid2 *cpuid)
+{
+	for (uint32_t i = 0; i < cpuid->nent; i++)
+		if (cpuid->entries[i].function == 0x80000008)
+			return cpuid->entries[i].eax & 0xff;
+	return 36;
+}
+
+static int check_mem_size(uint64_t size, unsigned phys_bits, char *err, size_t errlen)
+{
+	if (size < GUEST_MEM_MIN) {
+		snprintf(err, errlen, "-m: %llu bytes is too little memory (at least %llu MiB)",
+			 (unsigned long long)size, GUEST_MEM_MIN >> 20);
+		return -EINVAL;
+	}
+	if (size & 0xfff) {
+		snprintf(err, errlen, "-m: the size must be a multiple of 4 KiB");
+		return -EINVAL;
+	}
+	uint64_t high = size > GUEST_LOWMEM_LIMIT ? size - GUEST_LOWMEM_LIMIT : 0;
+	if (phys_bits < 64 && GUEST_HIGHMEM_BASE + high > (1ULL << phys_bits)) {
+		snprintf(err, errlen, "-m: %llu MiB does not fit in the guest's %u-bit physical address space",
+			 (unsigned long long)(size >> 20), phys_bits);
+		return -EINVAL;
+	}
+	/* Guest RAM is reserved lazily; asking for more than the host has in
+	 * RAM and swap would end in the guest being killed mid-write. */
+	struct sysinfo si;
+	if (sysinfo(&si) == 0) {
+		uint64_t host = ((uint64_t)si.totalram + si.totalswap) * si.mem_unit;
+		if (size > host) {
+			snprintf(err, errlen, "-m: %llu MiB is more than the host's memory (%llu MiB)",
+				 (unsigned long long)(size >> 20), (unsigned long long)(host >> 20));
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static int vm_ioctl_err(int r, const char *what, char *err, size_t errlen)
+{
+	if (r >= 0)
+		return 0;
+	int e = errno;
+	snprintf(err, errlen, "%s: %s", what, strerror(e));
+	return -e;
+}
+
+int vm_create(const struct vm_options *opt, struct vm **out, char *err, size_t errlen)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	vm->opt = *opt;
+	vm->vm_fd = vm->exit_eventfd = vm->signal_fd = vm->halt_timer_fd = -1;
+	atomic_init(&vm->exit_status, -1);
+	struct kvm_cpuid2 *cpuid = NULL;
+	int r;
+
+	vm->kvm_fd = kvm_open(err, errlen);
+	if (vm->kvm_fd < 0) {
+		r = vm->kvm_fd;
+		goto fail;
+	}
+	cpuid = kvm_supported_cpuid(vm->kvm_fd);
+	if (!cpuid) {
+		r = vm_ioctl_err(-1, "KVM_GET_SUPPORTED_CPUID", err, errlen);
+		goto fail;
+	}
+	if ((r = check_mem_size(opt->mem_size, guest_phys_bits(cpuid), err, errlen)))
+		goto fail;
+	vm->kvm_max_vcpus = kvm_capability(vm->kvm_fd, KVM_CAP_MAX_VCPUS);
+	if (!vm->kvm_max_vcpus)
+		vm->kvm_max_vcpus = kvm_capability(vm->kvm_fd, KVM_CAP_NR_VCPUS);
+	if (!vm->kvm_max_vcpus)
+		vm->kvm_max_vcpus = 4;
+	int max_id = kvm_capability(vm->kvm_fd, KVM_CAP_MAX_VCPU_ID);
+	if ((int)opt->topo.cpus > vm->kvm_max_vcpus ||
+	    (max_id && (int)topology_apic_id(&opt->topo, opt->topo.cpus - 1) >= max_id)) {
+		snprintf(err, errlen, "-c: %u vCPUs is more than this host's KVM allows (%d)",
+			 opt->topo.cpus, vm->kvm_max_vcpus);
+		r = -EINVAL;
+		goto fail;
+	}
+
+	do
+		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	while (vm->vm_fd < 0 && errno == EINTR);
+	if ((r = vm_ioctl_err(vm->vm_fd, "KVM_CREATE_VM", err, errlen)))
+		goto fail;
+
+	if ((r = guest_mem_create(&vm->mem, opt->mem_size))) {
+		snprintf(err, errlen, "cannot reserve %llu MiB of guest memory: %s",
+			 (unsigned long long)(opt->mem_size >> 20), strerror(-r));
+		goto fail;
+	}
+	struct guest_mem_region regions[2];
+	int nregions = guest_mem_regions(&vm->mem, regions);
+	for (int i = 0; i < nregions; i++) {
+		struct kvm_userspace_memory_region slot = {
+			.slot = (uint32_t)i, .guest_phys_addr = regions[i].gpa,
+			.memory_size = regions[i].size, .userspace_addr = (uintptr_t)regions[i].host,
+		};
+		if ((r = vm_ioctl_err(ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot),
+				      "KVM_SET_USER_MEMORY_REGION", err, errlen)))
+			goto fail;
+	}
+	if ((r = vm_ioctl_err(ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_GPA),
+			      "KVM_SET_TSS_ADDR", err, errlen)))
+		goto fail;
+	if (kvm_capability(vm->kvm_fd, KVM_CAP_SET_IDENTITY_MAP_ADDR)) {
+		uint64_t addr = KVM_IDENTITY_MAP_GPA;
+		if ((r = vm_ioctl_err(ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &addr),
+				      "KVM_SET_IDENTITY_MAP_ADDR", err, errlen)))
+			goto fail;
+	}
+	if ((r = vm_ioctl_err(ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0), "KVM_CREATE_IRQCHIP", err,
+			      errlen)))
+		goto fail;
+	struct kvm_pit_config pit = { .flags = 0 };
+	if ((r = vm_ioctl_err(ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit), "KVM_CREATE_PIT2", err, errlen)))
+		goto fail;
+
+	vm->nvcpus = opt->topo.cpus;
+	vm->vcpus = calloc(vm->nvcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		snprintf(err, errlen, "out of memory");
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vm->vcpus[i].fd = -1;
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if ((r = vcpu_init(vm, &vm->vcpus[i], i, cpuid, err, errlen)))
+			goto fail;
+	free(cpuid);
+	cpuid = NULL;
+
+	vm->loop = evloop_create();
+	vm->exit_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!vm->loop || vm->exit_eventfd < 0) {
+		r = vm_ioctl_err(-1, "creating the event loop", err, errlen);
+		goto fail;
+	}
+
+	vm->platform = (struct platform){
+		.pio = io_bus_create("pio"),
+		.mmio = io_bus_create("mmio"),
+		.mem = &vm->mem,
+		.loop = vm->loop,
+		.vm_name = opt->name,
+		.ncpus = vm->nvcpus,
+		.max_cpus = vm->nvcpus,
+		.set_irq = platform_set_irq_hook,
+		.request_exit = platform_request_exit_hook,
+		.vmm = vm,
+	};
+	if (!vm->platform.pio || !vm->platform.mmio) {
+		snprintf(err, errlen, "out of memory");
+		r = -ENOMEM;
+		goto fail;
+	}
+	*out = vm;
+	return 0;
+fail:
+	free(cpuid);
+	vm_destroy(vm);
+	return r;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	for (unsigned i = 0; vm->vcpus && i < vm->nvcpus; i++)
+		vcpu_fini(&vm->vcpus[i]);
+	free(vm->vcpus);
+	io_bus_destroy(vm->platform.pio);
+	io_bus_destroy(vm->platform.mmio);
+	evloop_destroy(vm->loop);
+	for (int *fd = &vm->exit_eventfd; fd <= &vm->halt_timer_fd; fd++)
+		if (*fd >= 0)
+			close(*fd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	guest_mem_destroy(&vm->mem);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	free(vm);
+}
+
+int vm_set_boot_entry(struct vm *vm, const struct boot_entry *entry, char *err, size_t errlen)
+{
+	int r = vcpu_set_boot_entry(&vm->vcpus[0], entry);
+	if (r)
+		snprintf(err, errlen, "setting the boot vCPU's registers: %s", strerror(-r));
+	return r;
+}
+
+static void on_exit_event(void *opaque, uint32_t events)
+{
+	(void)events;
+	struct vm *vm = opaque;
+	evloop_stop(vm->loop);
+}
+
+static void on_signal(void *opaque, uint32_t events)
+{
+	(void)events;
+	struct vm *vm = opaque;
+	struct signalfd_siginfo si;
+	while (read(vm->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (vm->signal_handler) {
+			vm->signal_handler(vm->signal_opaque, (int)si.ssi_signo);
+		} else {
+			char why[64];
+			snprintf(why, sizeof(why), "%s received", strsignal((int)si.ssi_signo));
+			vm_request_exit(vm, VM_EXIT_POWEROFF, why);
+		}
+	}
+}
+
+/* A guest whose every vCPU sits in HLT with interrupts off can never run
+ * again (bhyve's "halt" exit). KVM handles HLT in the kernel, so look at
+ * its statistics: only when every vCPU has been blocked without a wakeup
+ * since the last look are the vCPUs kicked to report their state. */
+static void on_halt_timer(void *opaque, uint32_t events)
+{
+	(void)events;
+	struct vm *vm = opaque;
+	uint64_t ticks;
+	ssize_t n = read(vm->halt_timer_fd, &ticks, sizeof(ticks));
+	(void)n;
+	bool all_stuck = true;
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		uint64_t wakeups = 0;
+		bool blocked = vcpu_blocked_stat(v, &wakeups);
+		if (v->stats_fd >= 0 && (!blocked || wakeups != v->last_halt_wakeup))
+			all_stuck = false;
+		v->last_halt_wakeup = wakeups;
+	}
+	if (!all_stuck)
+		return;
+	atomic_store(&vm->halt_answers, 0);
+	atomic_store(&vm->halt_yes, 0);
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		atomic_store(&vm->vcpus[i].check_halt, true);
+		vcpu_kick(&vm->vcpus[i]);
+	}
+}
+
+int vm_run(struct vm *vm)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(handled_signals) / sizeof(handled_signals[0]); i++)
+		sigaddset(&set, handled_signals[i]);
+	vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	vm->halt_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (vm->signal_fd < 0 || vm->halt_timer_fd < 0 ||
+	    !evloop_add(vm->loop, vm->exit_eventfd, EPOLLIN, on_exit_event, vm) ||
+	    !evloop_add(vm->loop, vm->signal_fd, EPOLLIN, on_signal, vm) ||
+	    !evloop_add(vm->loop, vm->halt_timer_fd, EPOLLIN, on_halt_timer, vm)) {
+		log_error("setting up the event loop: %s", strerror(errno));
+		return VM_EXIT_ERROR;
+	}
+	struct itimerspec its = { .it_interval = { 0, HALT_POLL_NS }, .it_value = { 0, HALT_POLL_NS } };
+	timerfd_settime(vm->halt_timer_fd, 0, &its, NULL);
+
+	vcpu_install_kick_handler();
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		int r = vcpu_start(&vm->vcpus[i]);
+		if (r) {
+			log_error("starting vCPU %u: %s", i, strerror(-r));
+			vm_request_exit(vm, VM_EXIT_ERROR, "cannot start a vCPU thread");
+			break;
+		}
+	}
+	int r = evloop_run(vm->loop);
+	if (r)
+		vm_request_exit(vm, VM_EXIT_ERROR, "event loop failed");
+	return atomic_load(&vm->exit_status);
+}

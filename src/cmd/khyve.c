@@ -1,0 +1,234 @@
+/* khyve(8): run a virtual machine, as bhyve(8) does. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+#include "util/parse.h"
+#include "vmm/machine.h"
+
+#define EXIT_USAGE VM_EXIT_ERROR
+#define MAX_MODULES 16
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: khyve [-AHPSuw] [-c [[cpus=]n][,sockets=n][,cores=n][,threads=n]]\n"
+		"             [-m memsize[K|M|G|T]] [-l comN,stdio] [-s slot,emulation[,conf]]\n"
+		"             [--kernel FILE [--initrd FILE]... [--append CMDLINE]\n"
+		"              [--boot-format auto|linux|pvh|multiboot]]\n"
+		"             [--debug-exit[=PORT]] [--dump-acpi DIR] vmname\n"
+		"       khyve --help | --version\n"
+		"See khyve(8).\n");
+}
+
+enum long_only {
+	OPT_KERNEL = 0x100,
+	OPT_INITRD,
+	OPT_APPEND,
+	OPT_BOOT_FORMAT,
+	OPT_DEBUG_EXIT,
+	OPT_DUMP_ACPI,
+	OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "module", required_argument, NULL, OPT_INITRD },
+	{ "append", required_argument, NULL, OPT_APPEND },
+	{ "boot-format", required_argument, NULL, OPT_BOOT_FORMAT },
+	{ "debug-exit", optional_argument, NULL, OPT_DEBUG_EXIT },
+	{ "dump-acpi", required_argument, NULL, OPT_DUMP_ACPI },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	char msg[512];
+	snprintf(msg, sizeof(msg), fmt, arg);
+	log_error("%s (see khyve --help)", msg);
+	return EXIT_USAGE;
+}
+
+/* "-l comN,backend" */
+static int parse_lpc(struct machine_config *cfg, const char *arg)
+{
+	const char *comma = strchr(arg, ',');
+	char name[16];
+	size_t len = comma ? (size_t)(comma - arg) : strlen(arg);
+	if (len >= sizeof(name))
+		return usage_error("-l: unknown LPC device '%s' (expected com1..com4)", arg);
+	memcpy(name, arg, len);
+	name[len] = '\0';
+	const struct lpc_device_info *dev = lpc_device_find(name);
+	if (!dev)
+		return usage_error("-l: unknown LPC device '%s' (expected com1..com4)", name);
+	if (!comma || !comma[1])
+		return usage_error("-l %s: missing backend (e.g. -l com1,stdio)", name);
+	int index = name[3] - '1';
+	if (cfg->com_backend[index])
+		return usage_error("-l: %s is given twice", name);
+	cfg->com_backend[index] = comma + 1;
+	return 0;
+}
+
+/* PCI comes with its own issue; command lines that name the host bridge
+ * and the LPC bridge already work, since both always exist. */
+static int parse_slot(const char *arg)
+{
+	const char *comma = strchr(arg, ',');
+	if (!comma)
+		return usage_error("-s %s: expected slot[:func],emulation[,conf]", arg);
+	const char *emul = comma + 1;
+	size_t n = strcspn(emul, ",");
+	if ((n == 10 && !strncmp(emul, "hostbridge", n)) || (n == 3 && !strncmp(emul, "lpc", n)) ||
+	    (n == 14 && !strncmp(emul, "amd_hostbridge", n)))
+		return 0;
+	return usage_error("-s: unknown or unsupported PCI emulation in '%s'", arg);
+}
+
+int main(int argc, char **argv)
+{
+	log_set_program("khyve");
+	struct machine_config cfg = {
+		.vm = { .mem_size = 256ULL << 20, .topo = { 1, 1, 1, 1 } },
+		.debug_exit_port = 0xf4,
+		.rtc_localtime = true,
+	};
+	struct boot_module modules[MAX_MODULES];
+	unsigned nmodules = 0;
+	char err[512];
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, ":AHPSuwhc:m:l:s:g:G:", long_options, NULL)) != -1) {
+		switch (opt) {
+		case 'A': /* ACPI tables are always generated */
+		case 'H': /* HLT is handled by KVM in the kernel */
+		case 'P': /* PAUSE likewise */
+		case 'w': /* unknown MSRs are KVM's business */
+		case 'S':
+			break;
+		case 'u':
+			cfg.rtc_localtime = false;
+			break;
+		case 'c':
+			if (topology_parse(optarg, &cfg.vm.topo, err, sizeof(err)))
+				return usage_error("%s", err);
+			break;
+		case 'm': {
+			int r = parse_mem_size(optarg, &cfg.vm.mem_size);
+			if (r)
+				return usage_error(r == -ERANGE ? "-m: '%s' is too large"
+								: "-m: '%s' is not a size (e.g. 512M, 2G)",
+						   optarg);
+			break;
+		}
+		case 'l':
+			if (parse_lpc(&cfg, optarg))
+				return EXIT_USAGE;
+			break;
+		case 's':
+			if (parse_slot(optarg))
+				return EXIT_USAGE;
+			break;
+		case 'g':
+		case 'G':
+			return usage_error("-%s: the GDB stub is not available yet", opt == 'g' ? "g" : "G");
+		case OPT_KERNEL:
+			cfg.boot.kernel_path = optarg;
+			break;
+		case OPT_INITRD: {
+			if (nmodules == MAX_MODULES)
+				return usage_error("--initrd: at most 16 modules, not more ('%s')", optarg);
+			/* "path args": the module's own command line (Multiboot). */
+			char *copy = strdup(optarg);
+			char *space = copy ? strchr(copy, ' ') : NULL;
+			if (space)
+				*space++ = '\0';
+			modules[nmodules++] = (struct boot_module){ copy, space };
+			break;
+		}
+		case OPT_APPEND:
+			cfg.boot.cmdline = optarg;
+			break;
+		case OPT_BOOT_FORMAT:
+			if (!strcmp(optarg, "auto"))
+				cfg.boot.format = BOOT_FORMAT_AUTO;
+			else if (!strcmp(optarg, "linux") || !strcmp(optarg, "bzimage"))
+				cfg.boot.format = BOOT_FORMAT_LINUX;
+			else if (!strcmp(optarg, "pvh"))
+				cfg.boot.format = BOOT_FORMAT_PVH;
+			else if (!strcmp(optarg, "multiboot"))
+				cfg.boot.format = BOOT_FORMAT_MULTIBOOT;
+			else
+				return usage_error("--boot-format: '%s' is not one of auto, linux, pvh, multiboot", optarg);
+			break;
+		case OPT_DEBUG_EXIT: {
+			cfg.debug_exit = true;
+			if (optarg) {
+				uint64_t port;
+				if (parse_uint(optarg, 0xfffc, &port))
+					return usage_error("--debug-exit: '%s' is not an I/O port (0-0xfffc)", optarg);
+				cfg.debug_exit_port = (uint16_t)port;
+			}
+			break;
+		}
+		case OPT_DUMP_ACPI:
+			cfg.dump_acpi_dir = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case OPT_VERSION:
+			printf("khyve %s\n", KHYVE_VERSION);
+			return 0;
+		case ':':
+			if (optopt >= 0x100 || optopt == 0) {
+				return usage_error("option '%s' needs a value", argv[optind - 1]);
+			} else {
+				char o[3] = { '-', (char)optopt, 0 };
+				return usage_error("option '%s' needs a value", o);
+			}
+		default:
+			if (optopt && optopt < 0x100) {
+				char o[3] = { '-', (char)optopt, 0 };
+				return usage_error("unknown option '%s'", o);
+			}
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return usage_error("%s", "missing the VM name");
+	if (optind + 1 < argc)
+		return usage_error("unexpected argument '%s' after the VM name", argv[optind + 1]);
+	cfg.vm.name = argv[optind];
+	if (!cfg.vm.name[0] || strlen(cfg.vm.name) > 64 || strchr(cfg.vm.name, '/') ||
+	    cfg.vm.name[0] == '.')
+		return usage_error("'%s' is not a valid VM name (1-64 characters, no '/', not starting with '.')",
+				   cfg.vm.name);
+	if (!cfg.boot.kernel_path)
+		return usage_error("%s: nothing to boot: give --kernel FILE", cfg.vm.name);
+	cfg.boot.modules = modules;
+	cfg.boot.nr_modules = nmodules;
+
+	vm_block_signals();
+	struct machine *m;
+	if (machine_build(&cfg, &m, err, sizeof(err))) {
+		log_error("%s", err);
+		return VM_EXIT_ERROR;
+	}
+	int status = machine_run(m);
+	const char *why = machine_exit_reason(m);
+	if (status == VM_EXIT_HALT || status == VM_EXIT_TRIPLE_FAULT || status == VM_EXIT_ERROR)
+		log_error("%s: %s", cfg.vm.name, why);
+	else
+		log_debug("%s: %s", cfg.vm.name, why);
+	/* The process exit tears the VM down; the kernel does it faster than
+	 * closing each descriptor in turn. */
+	exit(status);
+}

@@ -1,0 +1,11 @@
+/* The CPUID a vCPU sees: what KVM supports, with the topology from -c
+ * (APIC IDs, leaf 1, 4, 0xB/0x1F, AMD's 0x80000008/0x8000001E) and the
+ * hypervisor bit; KVM's paravirtual leaves (0x40000000...) pass through. */
+#pragma once
+#include "vmm/topology.h"
+
+struct kvm_cpuid2;
+
+/* A new table for vCPU index; free() it. NULL on allocation failure. */
+struct kvm_cpuid2 *cpuid_for_vcpu(const struct kvm_cpuid2 *supported,
+				  const struct cpu_topology *topo, unsigned index);

@@ -1,0 +1,186 @@
+#include "vmm/machine.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <signal.h>
+#include <string.h>
+
+#include "backend/chardev.h"
+#include "boot/tables.h"
+#include "dev/acpi_pm.h"
+#include "dev/debug_exit.h"
+#include "dev/fw_cfg.h"
+#include "dev/i8042.h"
+#include "dev/reset_cf9.h"
+#include "dev/rtc.h"
+#include "dev/uart16550.h"
+#include "util/log.h"
+
+static const struct lpc_device_info lpc_devices[] = {
+	{ "com1", 0x3f8, 4 },
+	{ "com2", 0x2f8, 3 },
+	{ "com3", 0x3e8, 4 },
+	{ "com4", 0x2e8, 3 },
+};
+
+const struct lpc_device_info *lpc_device_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(lpc_devices) / sizeof(lpc_devices[0]); i++)
+		if (!strcmp(lpc_devices[i].name, name))
+			return &lpc_devices[i];
+	return NULL;
+}
+
+struct machine {
+	struct vm *vm;
+	struct chardev *com_backend[MACHINE_COM_PORTS];
+	struct uart16550 *com[MACHINE_COM_PORTS];
+	struct rtc *rtc;
+	struct i8042 *i8042;
+	struct reset_cf9 *reset;
+	struct acpi_pm *acpi_pm;
+	struct fw_cfg *fw_cfg;
+	struct debug_exit *debug_exit;
+};
+
+/* SIGTERM presses the power button when the guest listens for it;
+ * otherwise (no ACPI in the guest, or not yet) it ends the VM as a
+ * poweroff. */
+static void on_host_signal(void *opaque, int signo)
+{
+	struct machine *m = opaque;
+	if (signo == SIGTERM && m->acpi_pm && acpi_pm_guest_enabled_button(m->acpi_pm)) {
+		acpi_pm_press_power_button(m->acpi_pm);
+		return;
+	}
+	char why[64];
+	snprintf(why, sizeof(why), "%s received", strsignal(signo));
+	vm_request_exit(m->vm, VM_EXIT_POWEROFF, why);
+}
+
+static int fail_with(char *err, size_t errlen, int r, const char *what)
+{
+	snprintf(err, errlen, "%s: %s", what, strerror(r < 0 ? -r : r));
+	return r < 0 ? r : -r;
+}
+
+int machine_build(const struct machine_config *cfg, struct machine **out, char *err, size_t errlen)
+{
+	struct machine *m = calloc(1, sizeof(*m));
+	if (!m) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int r = vm_create(&cfg->vm, &m->vm, err, errlen);
+	if (r)
+		goto fail;
+	struct platform *p = vm_platform(m->vm);
+	const struct guest_mem *gm = vm_mem(m->vm);
+
+	for (int i = 0; i < MACHINE_COM_PORTS; i++) {
+		if (!cfg->com_backend[i])
+			continue;
+		char why[256];
+		r = chardev_open(cfg->com_backend[i], vm_loop(m->vm), &m->com_backend[i], why, sizeof(why));
+		if (r) {
+			snprintf(err, errlen, "-l com%d: %s", i + 1, why);
+			goto fail;
+		}
+		r = uart16550_create(p, lpc_devices[i].port, lpc_devices[i].irq, m->com_backend[i], &m->com[i]);
+		if (r) {
+			fail_with(err, errlen, r, lpc_devices[i].name);
+			goto fail;
+		}
+	}
+	if ((r = rtc_create(p, &m->rtc))) {
+		fail_with(err, errlen, r, "rtc");
+		goto fail;
+	}
+	rtc_set_localtime(m->rtc, cfg->rtc_localtime);
+	if ((r = i8042_create(p, &m->i8042))) {
+		fail_with(err, errlen, r, "i8042");
+		goto fail;
+	}
+	if ((r = reset_cf9_create(p, &m->reset))) {
+		fail_with(err, errlen, r, "reset port");
+		goto fail;
+	}
+	if ((r = acpi_pm_create(p, &m->acpi_pm))) {
+		fail_with(err, errlen, r, "acpi pm");
+		goto fail;
+	}
+	if ((r = fw_cfg_create(p, &m->fw_cfg))) {
+		fail_with(err, errlen, r, "fw_cfg");
+		goto fail;
+	}
+	if (cfg->debug_exit && (r = debug_exit_create(p, cfg->debug_exit_port, &m->debug_exit))) {
+		snprintf(err, errlen, "--debug-exit: port 0x%x: %s", cfg->debug_exit_port,
+			 r == -EEXIST ? "already used by another device" : strerror(-r));
+		goto fail;
+	}
+
+	unsigned ncpus = vm_vcpu_count(m->vm);
+	uint32_t apic_ids[TOPOLOGY_MAX_CPUS];
+	for (unsigned i = 0; i < ncpus; i++)
+		apic_ids[i] = vm_apic_id(m->vm, i);
+	struct platform_desc desc = {
+		.ncpus = ncpus,
+		.apic_ids = apic_ids,
+		.ioapic_id = (uint8_t)ncpus, /* after the highest... */
+		.ioapic_pins = 24,
+		.ram_below_4g = gm->low_size,
+		.ram_above_4g = gm->high_size,
+	};
+	uint32_t max_apic = 0;
+	for (unsigned i = 0; i < ncpus; i++)
+		if (apic_ids[i] > max_apic)
+			max_apic = apic_ids[i];
+	desc.ioapic_id = (uint8_t)(max_apic + 1);
+	for (int i = 0; i < MACHINE_COM_PORTS; i++)
+		desc.com_present[i] = cfg->com_backend[i] != NULL;
+	if ((r = mptable_build(gm, &desc))) {
+		fail_with(err, errlen, r, "building the MP table");
+		goto fail;
+	}
+	uint64_t rsdp = 0;
+	if ((r = acpi_build(gm, &desc, &rsdp))) {
+		fail_with(err, errlen, r, "building the ACPI tables");
+		goto fail;
+	}
+	if (cfg->dump_acpi_dir && (r = acpi_dump_tables(gm, rsdp, cfg->dump_acpi_dir))) {
+		fail_with(err, errlen, r, cfg->dump_acpi_dir);
+		goto fail;
+	}
+
+	if (cfg->boot.kernel_path) {
+		struct boot_request req = cfg->boot;
+		req.rsdp_gpa = rsdp;
+		struct boot_entry entry;
+		if ((r = boot_load_kernel(gm, &req, &entry, err, errlen)))
+			goto fail;
+		if ((r = vm_set_boot_entry(m->vm, &entry, err, errlen)))
+			goto fail;
+	}
+	vm_set_signal_handler(m->vm, on_host_signal, m);
+	*out = m;
+	return 0;
+fail:
+	machine_destroy(m);
+	return r ? r : -EINVAL;
+}
+
+int machine_run(struct machine *m) { return vm_run(m->vm); }
+
+const char *machine_exit_reason(const struct machine *m) { return vm_exit_reason(m->vm); }
+
+void machine_destroy(struct machine *m)
+{
+	if (!m)
+		return;
+	for (int i = 0; i < MACHINE_COM_PORTS; i++)
+		if (m->com_backend[i])
+			chardev_close(m->com_backend[i]);
+	vm_destroy(m->vm);
+	free(m);
+}

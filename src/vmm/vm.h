@@ -1,0 +1,48 @@
+/* A KVM virtual machine: memory, in-kernel irqchip and PIT, one thread per
+ * vCPU, and the event loop; devices attach through vm_platform(). */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "boot/boot.h"
+#include "dev/platform.h"
+#include "vmm/topology.h"
+
+struct vm;
+
+struct vm_options {
+	const char *name;
+	uint64_t mem_size;
+	struct cpu_topology topo;
+};
+
+/* Returns 0, or -errno with a one-line reason in err; nothing is left
+ * behind on failure. */
+int vm_create(const struct vm_options *opt, struct vm **out, char *err, size_t errlen);
+void vm_destroy(struct vm *vm);
+
+struct platform *vm_platform(struct vm *vm);
+const struct guest_mem *vm_mem(struct vm *vm);
+struct evloop *vm_loop(struct vm *vm);
+unsigned vm_vcpu_count(const struct vm *vm);
+uint32_t vm_apic_id(const struct vm *vm, unsigned index);
+
+/* Where the boot vCPU starts. */
+int vm_set_boot_entry(struct vm *vm, const struct boot_entry *entry, char *err, size_t errlen);
+
+/* A handler for SIGTERM/SIGINT/SIGHUP (received on the event loop). If
+ * none is set, they end the VM as a poweroff. */
+typedef void (*vm_signal_handler)(void *opaque, int signo);
+void vm_set_signal_handler(struct vm *vm, vm_signal_handler handler, void *opaque);
+
+/* Run until the guest or the host ends the VM; returns the exit status
+ * (enum vm_exit_status, or a debug-exit value). */
+int vm_run(struct vm *vm);
+
+void vm_request_exit(struct vm *vm, int status, const char *reason);
+/* The reason given by whoever ended the VM. */
+const char *vm_exit_reason(const struct vm *vm);
+
+/* Block the signals the event loop takes through signalfd, in the calling
+ * thread (call early in main, before any thread exists). */
+void vm_block_signals(void);
