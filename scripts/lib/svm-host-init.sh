@@ -42,7 +42,7 @@ done </etc/modules.load
 [ "$verbose" = 1 ] || echo 1 >/proc/sys/kernel/printk
 
 if [ ! -c /dev/kvm ]; then
-	why=$(dmesg | grep -i -E 'kvm|svm' | tail -n 5 | tr '\n' '|')
+	why=$(dmesg | grep -E 'kvm|svm:|SVM' | tail -n 5 | tr '\n' '|')
 	fail "/dev/kvm does not exist after loading kvm_amd (is SVM offered by QEMU's -cpu?); dmesg: $why"
 fi
 

@@ -63,3 +63,7 @@ int boot_load_kernel(const struct guest_mem *gm, const struct boot_request *req,
 #define BOOT_INFO_END 0x8000ULL
 #define BOOT_CMDLINE_GPA 0x20000ULL
 #define BOOT_CMDLINE_MAX 0x10000ULL /* including module strings (multiboot) */
+#define BOOT_TSS_GPA 0x8000ULL     /* a zeroed 0x68-byte TSS for TR */
+#define BOOT_STACK_TOP 0x20000ULL  /* rsp at entry: a stack in 0x8100-0x1ffff */
+/* Loaded kernel images, modules and initrds never go below
+ * BOOT_CMDLINE_GPA + BOOT_CMDLINE_MAX, nor into 0x9fc00-0xfffff. */
