@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 
 int guest_mem_create(struct guest_mem *gm, uint64_t size)
@@ -126,4 +127,19 @@ int guest_mem_e820(const struct guest_mem *gm, struct e820_entry *out)
 	if (gm->high_size)
 		out[n++] = (struct e820_entry){ GUEST_HIGHMEM_BASE, gm->high_size, E820_RAM };
 	return n;
+}
+
+uint64_t guest_mem_resident_bytes(const struct guest_mem *gm)
+{
+	size_t pages = gm->size / 4096;
+	unsigned char *vec = malloc(pages);
+	if (!vec || mincore(gm->host, gm->size, vec) < 0) {
+		free(vec);
+		return 0;
+	}
+	uint64_t n = 0;
+	for (size_t i = 0; i < pages; i++)
+		n += vec[i] & 1;
+	free(vec);
+	return n * 4096;
 }

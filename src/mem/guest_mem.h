@@ -55,6 +55,9 @@ int guest_mem_read_u32(const struct guest_mem *gm, uint64_t gpa, uint32_t *out);
 int guest_mem_write_u32(const struct guest_mem *gm, uint64_t gpa, uint32_t value);
 int guest_mem_write_u64(const struct guest_mem *gm, uint64_t gpa, uint64_t value);
 
+/* Bytes of guest RAM the host has pages for (touched by guest or host). */
+uint64_t guest_mem_resident_bytes(const struct guest_mem *gm);
+
 /* The e820 map. */
 enum e820_type { E820_RAM = 1, E820_RESERVED = 2, E820_ACPI = 3, E820_NVS = 4 };
 struct e820_entry {

@@ -172,6 +172,8 @@ fail:
 
 int machine_run(struct machine *m) { return vm_run(m->vm); }
 
+struct vm *machine_vm(struct machine *m) { return m->vm; }
+
 const char *machine_exit_reason(const struct machine *m) { return vm_exit_reason(m->vm); }
 
 void machine_destroy(struct machine *m)

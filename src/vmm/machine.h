@@ -28,6 +28,7 @@ int machine_build(const struct machine_config *cfg, struct machine **out, char *
 /* Run until the VM ends; returns the exit status. */
 int machine_run(struct machine *m);
 const char *machine_exit_reason(const struct machine *m);
+struct vm *machine_vm(struct machine *m);
 void machine_destroy(struct machine *m);
 
 /* The LPC devices -l knows, by name. */

@@ -136,7 +136,7 @@ int vm_create(const struct vm_options *opt, struct vm **out, char *err, size_t e
 		return -ENOMEM;
 	}
 	vm->opt = *opt;
-	vm->vm_fd = vm->exit_eventfd = vm->signal_fd = vm->halt_timer_fd = -1;
+	vm->vm_fd = vm->exit_eventfd = vm->signal_fd = vm->halt_timer_fd = vm->post_eventfd = -1;
 	atomic_init(&vm->exit_status, -1);
 	struct kvm_cpuid2 *cpuid = NULL;
 	int r;
@@ -205,6 +205,20 @@ int vm_create(const struct vm_options *opt, struct vm **out, char *err, size_t e
 	if ((r = vm_ioctl_err(ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit), "KVM_CREATE_PIT2", err, errlen)))
 		goto fail;
 
+	/* Port 0x80 (POST codes; Linux writes it for I/O delays) is absorbed
+	 * in the kernel: an ioeventfd nobody reads, so writes never exit. */
+	vm->post_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->post_eventfd >= 0) {
+		struct kvm_ioeventfd post = {
+			.addr = 0x80,
+			.len = kvm_capability(vm->kvm_fd, KVM_CAP_IOEVENTFD_ANY_LENGTH) ? 0 : 1,
+			.fd = vm->post_eventfd,
+			.flags = KVM_IOEVENTFD_FLAG_PIO,
+		};
+		if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &post) < 0)
+			log_debug("port 0x80 ioeventfd: %s", strerror(errno));
+	}
+
 	vm->nvcpus = opt->topo.cpus;
 	vm->vcpus = calloc(vm->nvcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
@@ -262,9 +276,10 @@ void vm_destroy(struct vm *vm)
 	io_bus_destroy(vm->platform.pio);
 	io_bus_destroy(vm->platform.mmio);
 	evloop_destroy(vm->loop);
-	for (int *fd = &vm->exit_eventfd; fd <= &vm->halt_timer_fd; fd++)
-		if (*fd >= 0)
-			close(*fd);
+	int *fds[] = { &vm->exit_eventfd, &vm->signal_fd, &vm->halt_timer_fd, &vm->post_eventfd };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (*fds[i] >= 0)
+			close(*fds[i]);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	guest_mem_destroy(&vm->mem);

@@ -39,6 +39,7 @@ struct vm {
 	int exit_eventfd;
 	int signal_fd;
 	int halt_timer_fd;
+	int post_eventfd;
 	vm_signal_handler signal_handler;
 	void *signal_opaque;
 

@@ -236,7 +236,7 @@ pd:
 
 /* ------------------------------------------------------------------------ */
 	.section .stack, "aw", @nobits
-	.balign STACK_SIZE
+	.balign 4096
 	.globl cpu_stacks
 cpu_stacks:
 	.skip MAX_CPUS * STACK_SIZE

@@ -53,8 +53,15 @@ static inline void writew(uintptr_t addr, uint16_t v) { *(volatile uint16_t *)ad
 static inline void writel(uintptr_t addr, uint32_t v) { *(volatile uint32_t *)addr = v; }
 static inline void writeq(uintptr_t addr, uint64_t v) { *(volatile uint64_t *)addr = v; }
 
-/* Physical address -> pointer (identity mapped below 4 GiB). */
-static inline void *phys_to_ptr(uint64_t pa) { return (void *)(uintptr_t)pa; }
+/* Physical address -> pointer (identity mapped below 4 GiB).  The empty asm
+ * hides the constant from gcc, which otherwise warns (-Warray-bounds) about
+ * dereferencing small constant addresses such as the BDA's 0x40e. */
+static inline void *phys_to_ptr(uint64_t pa)
+{
+    uintptr_t p = (uintptr_t)pa;
+    __asm__("" : "+r"(p));
+    return (void *)p;
+}
 
 static inline void cpuid_count(uint32_t leaf, uint32_t sub, uint32_t *a, uint32_t *b,
                                uint32_t *c, uint32_t *d)
@@ -98,7 +105,7 @@ static inline void sti(void) { __asm__ volatile("sti" : : : "memory"); }
 static inline void hlt(void) { __asm__ volatile("hlt" : : : "memory"); }
 
 /* cli; hlt forever (an NMI or SMI would only loop back to hlt). */
-static inline __attribute__((noreturn)) void halt_forever(void)
+static inline __attribute__((__noreturn__)) void halt_forever(void)
 {
     for (;;)
         __asm__ volatile("cli; hlt" : : : "memory");

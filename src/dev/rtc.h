@@ -1,0 +1,22 @@
+/* The MC146818 real-time clock and its 128 bytes of CMOS at ports 0x70
+ * (index; bit 7 masks NMI) and 0x71 (data), interrupting on IRQ 8. The
+ * clock is the host's UTC clock plus an offset the guest sets by writing
+ * the time registers. The CMOS holds the memory sizes firmware reads
+ * (0x15-0x18, 0x30-0x31, 0x34-0x35, 0x5b-0x5d). */
+#pragma once
+#include <stdint.h>
+
+#include "dev/platform.h"
+
+struct rtc;
+
+#define RTC_PORT 0x70
+#define RTC_IRQ 8
+
+/* RAM sizes come from p->mem. Update, alarm and periodic interrupts run
+ * on a timerfd on p->loop while the guest enables them (with no loop the
+ * flags in register C are still kept, but no interrupt is raised until
+ * the guest's next RTC access). Returns 0 or -errno. */
+int rtc_create(struct platform *p, struct rtc **out);
+/* Call with the event loop stopped. */
+void rtc_destroy(struct rtc *rtc);

@@ -1,0 +1,101 @@
+"""Bad input from the user: one clear error line, exit status 4, nothing
+left behind."""
+import os
+import tempfile
+
+import pytest
+
+from conftest import khyve, guest
+
+
+def assert_one_error(r, *needles):
+    assert r.status == 4, r
+    lines = [l for l in r.err.splitlines() if l.strip()]
+    assert len(lines) == 1, r
+    assert lines[0].startswith("khyve: "), r
+    for n in needles:
+        assert n in lines[0], r
+    assert "Traceback" not in r.err and "Sanitizer" not in r.err
+
+
+def test_help_and_version():
+    r = khyve("--help")
+    assert r.status == 0 and "usage: khyve" in r.out
+    r = khyve("--version")
+    assert r.status == 0 and r.out.startswith("khyve ")
+
+
+def test_missing_kernel_file():
+    assert_one_error(khyve("--kernel", "/nonexistent/vmlinuz", "vm0"), "/nonexistent/vmlinuz")
+
+
+def test_unreadable_kernel(tmp_path):
+    d = tmp_path / "dir-not-file"
+    d.mkdir()
+    assert_one_error(khyve("--kernel", str(d), "vm0"), str(d))
+
+
+def test_not_a_kernel(tmp_path):
+    f = tmp_path / "junk.bin"
+    f.write_bytes(b"this is not a kernel image" * 100)
+    assert_one_error(khyve("--kernel", str(f), "vm0"), "junk.bin")
+
+
+def test_truncated_kernel(tmp_path):
+    src = open(guest("hello"), "rb").read()
+    f = tmp_path / "truncated.elf"
+    f.write_bytes(src[: len(src) // 3])
+    assert_one_error(khyve("--kernel", str(f), "vm0"), "truncated.elf")
+
+
+def test_missing_initrd():
+    assert_one_error(khyve("--kernel", guest("hello"), "--initrd", "/nonexistent/initrd.img", "vm0"),
+                     "/nonexistent/initrd.img")
+
+
+def test_unknown_option():
+    assert_one_error(khyve("--frobnicate", "vm0"), "--frobnicate")
+    assert_one_error(khyve("-Z", "vm0"), "-Z")
+
+
+@pytest.mark.parametrize("mem", ["0", "abc", "12X", "1M", "99999999999999T", "100T"])
+def test_impossible_memory(mem):
+    assert_one_error(khyve("-m", mem, "--kernel", guest("hello"), "vm0"), "-m")
+
+
+@pytest.mark.parametrize("cpus", ["0", "abc", "300", "cpus=8,sockets=1,cores=2", "4,bogus=1", "100000"])
+def test_impossible_cpus(cpus):
+    assert_one_error(khyve("-c", cpus, "--kernel", guest("hello"), "vm0"), "-c")
+
+
+def test_missing_vm_name():
+    assert_one_error(khyve("--kernel", guest("hello")), "VM name")
+
+
+def test_bad_lpc():
+    assert_one_error(khyve("-l", "com9,stdio", "--kernel", guest("hello"), "vm0"), "com9")
+    assert_one_error(khyve("-l", "com1,nosuch", "--kernel", guest("hello"), "vm0"), "nosuch")
+
+
+def test_no_kvm_device():
+    env = dict(os.environ, KHYVE_KVM_DEVICE="/nonexistent/kvm")
+    assert_one_error(khyve("--kernel", guest("hello"), "vm0", env=env), "/nonexistent/kvm")
+
+
+def test_no_permission_on_kvm(tmp_path):
+    dev = tmp_path / "kvm"
+    dev.write_text("")
+    os.chmod(dev, 0)
+    if os.geteuid() == 0:
+        # root ignores modes; use a file that is not a KVM device instead.
+        os.chmod(dev, 0o600)
+    env = dict(os.environ, KHYVE_KVM_DEVICE=str(dev))
+    assert_one_error(khyve("--kernel", guest("hello"), "vm0", env=env), str(dev))
+
+
+def test_no_files_left_behind(tmp_path):
+    before = set(os.listdir(tempfile.gettempdir()))
+    khyve("--kernel", "/nonexistent", "vm0")
+    khyve("-m", "abc", "vm0")
+    after = set(os.listdir(tempfile.gettempdir()))
+    assert not {n for n in after - before if "khyve" in n}
