@@ -101,6 +101,7 @@ else
 	rc=$?
 	wait $p1 $p2
 fi
+[ "${DMESG:-0}" = 1 ] && dmesg >/dev/ttyS1
 echo "$rc" >/ctl/rc
 echo "$M-EXIT: $rc" >/dev/ttyS0
 sync

@@ -473,13 +473,15 @@ static void dsdt_pci0(struct aml *a, const struct platform_desc *d)
 	aml_end(a, dev);
 }
 
-/* The DSDT's AML (without the header). */
+/* The DSDT's AML (without the header). Names at root scope carry no "\\"
+ * prefix, as iasl would emit them: the unit test checks that iasl, given
+ * its own disassembly of this DSDT, compiles back the very same bytes. */
 static int build_dsdt_aml(const struct platform_desc *d, struct aml *a)
 {
 	aml_init(a);
 
 	/* \_S5_: SLP_TYPa, SLP_TYPb, reserved, reserved */
-	aml_name(a, "\\_S5");
+	aml_name(a, "_S5"); /* at root scope: no "\\" needed */
 	size_t s5 = aml_package_begin(a, 4);
 	aml_integer(a, ACPI_S5_SLP_TYP);
 	aml_integer(a, ACPI_S5_SLP_TYP);
@@ -488,14 +490,14 @@ static int build_dsdt_aml(const struct platform_desc *d, struct aml *a)
 	aml_end(a, s5);
 
 	/* \_PIC(mode): the OS says PIC (0) or APIC (1); kept for _PRT. */
-	aml_name_integer(a, "\\PICM", 0);
-	size_t pic = aml_method_begin(a, "\\_PIC", 1, false, 0);
+	aml_name_integer(a, "PICM", 0);
+	size_t pic = aml_method_begin(a, "_PIC", 1, false, 0);
 	aml_store(a);
 	aml_arg(a, 0);
-	aml_namestring(a, "\\PICM");
+	aml_namestring(a, "PICM"); /* found by the upward search */
 	aml_end(a, pic);
 
-	size_t sb = aml_scope_begin(a, "\\_SB");
+	size_t sb = aml_scope_begin(a, "_SB");
 	dsdt_pci0(a, d);
 
 	if (d->pci_ecam_base) {
@@ -986,8 +988,9 @@ int acpi_dump_tables(const struct guest_mem *gm, uint64_t rsdp_gpa, const char *
 		rc = dump_sdt(d, r.xsdt_addr, 8);
 	if (!rc)
 		rc = dump_sdt(d, r.rsdt_addr, 4);
-	unsigned count = d->count + 1; /* and the RSDP */
+	if (!rc && d->count == 0)
+		rc = -ENOENT; /* an RSDP that points nowhere */
 	close(d->dirfd);
 	free(d);
-	return rc ? rc : (int)count;
+	return rc;
 }

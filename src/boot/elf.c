@@ -103,7 +103,8 @@ int elf_parse(struct boot_ctx *c, const struct kfile *f, struct elf_image *elf)
 		return r;
 	}
 	elf->phnum = phnum;
-	for (unsigned i = 0; i < phnum; i++) {
+	r = 0;
+	for (unsigned i = 0; i < phnum && !r; i++) {
 		const uint8_t *p = tab + (size_t)i * phentsize;
 		struct elf_phdr *ph = &elf->ph[i];
 		if (elf->bits == 32) {
@@ -127,38 +128,31 @@ int elf_parse(struct boot_ctx *c, const struct kfile *f, struct elf_image *elf)
 		}
 		if (ph->type != ELF_PT_LOAD && ph->type != ELF_PT_NOTE)
 			continue;
-		if (!in_file(ph->offset, ph->filesz, f->size)) {
-			free(tab);
-			elf_free(elf);
-			return boot_fail(c, ENOEXEC,
-					 "%s: ELF program header %u extends past the end of the file "
-					 "(0x%llx bytes at 0x%llx; the file has 0x%llx)",
-					 path, i, (unsigned long long)ph->filesz,
-					 (unsigned long long)ph->offset, (unsigned long long)f->size);
-		}
-		if (ph->type == ELF_PT_LOAD) {
-			uint64_t end;
-			if (ph->filesz > ph->memsz) {
-				free(tab);
-				elf_free(elf);
-				return boot_fail(c, ENOEXEC,
-						 "%s: ELF program header %u has p_filesz 0x%llx larger "
-						 "than p_memsz 0x%llx",
-						 path, i, (unsigned long long)ph->filesz,
-						 (unsigned long long)ph->memsz);
-			}
-			if (__builtin_add_overflow(ph->paddr, ph->memsz, &end) ||
-			    __builtin_add_overflow(ph->vaddr, ph->memsz, &end)) {
-				free(tab);
-				elf_free(elf);
-				return boot_fail(c, ENOEXEC,
-						 "%s: ELF program header %u wraps around the address space",
-						 path, i);
-			}
-		}
+		uint64_t end;
+		if (!in_file(ph->offset, ph->filesz, f->size))
+			r = boot_fail(c, ENOEXEC,
+				      "%s: ELF program header %u extends past the end of the file "
+				      "(0x%llx bytes at 0x%llx; the file has 0x%llx)",
+				      path, i, (unsigned long long)ph->filesz,
+				      (unsigned long long)ph->offset, (unsigned long long)f->size);
+		else if (ph->type != ELF_PT_LOAD)
+			continue;
+		else if (ph->filesz > ph->memsz)
+			r = boot_fail(c, ENOEXEC,
+				      "%s: ELF program header %u has p_filesz 0x%llx larger than "
+				      "p_memsz 0x%llx",
+				      path, i, (unsigned long long)ph->filesz,
+				      (unsigned long long)ph->memsz);
+		else if (__builtin_add_overflow(ph->paddr, ph->memsz, &end) ||
+			 __builtin_add_overflow(ph->vaddr, ph->memsz, &end))
+			r = boot_fail(c, ENOEXEC,
+				      "%s: ELF program header %u wraps around the address space", path,
+				      i);
 	}
 	free(tab);
-	return 0;
+	if (r)
+		elf_free(elf);
+	return r;
 }
 
 static bool name_is(const uint8_t *p, uint32_t namesz, const char *name)

@@ -182,7 +182,7 @@ int multiboot_load(struct boot_ctx *c, const struct mb_header *mh, const struct 
 				 "(flags 0x%x)",
 				 path, unknown);
 
-	uint64_t entry, end;
+	uint64_t entry = 0, end = 0;
 	int r;
 	if (mh->flags & MB_FLAG_AOUT_KLUDGE)
 		r = load_aout(c, mh, &entry, &end);

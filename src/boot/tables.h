@@ -55,14 +55,19 @@ struct platform_desc {
 	uint64_t pci_mmio32_base, pci_mmio32_limit;
 	/* A 64-bit MMIO window [base, base+size), size 0 = none. */
 	uint64_t pci_mmio64_base, pci_mmio64_size;
-	/* PCI ECAM (MCFG): emitted only when pci_ecam_base is non-zero; covers
-	 * buses [pci_ecam_bus_start, pci_ecam_bus_end] of segment 0. */
+	/* PCI ECAM (MCFG): emitted only when pci_ecam_base is non-zero (1 MiB
+	 * aligned; it is bus 0's address, as in MCFG); covers buses
+	 * [pci_ecam_bus_start, pci_ecam_bus_end] of segment 0, which the DSDT
+	 * then reserves (PNP0C02) and makes PCI0's bus range, and PCI0
+	 * becomes a PNP0A08 (PCI Express) root with _CID PNP0A03. */
 	uint64_t pci_ecam_base;
 	uint8_t pci_ecam_bus_start, pci_ecam_bus_end;
 };
 
-/* Write the MP floating pointer and configuration table (processors, ISA
- * bus, IOAPIC, ISA interrupt routing). Returns 0 or -errno. */
+/* Write the MP floating pointer and configuration table (processors, PCI
+ * and ISA buses, IOAPIC, ISA and PCI interrupt routing). Returns 0 or
+ * -errno; -ERANGE when an APIC id does not fit the MP table's 8 bits
+ * (>= 255: such a machine can only be described by ACPI). */
 int mptable_build(const struct guest_mem *gm, const struct platform_desc *desc);
 
 /* Write the ACPI tables and the RSDP; stores the RSDP's address. */
@@ -73,5 +78,5 @@ int acpi_build(const struct guest_mem *gm, const struct platform_desc *desc,
  * directory dir as <SIG>.dat (RSDP.dat, XSDT.dat, RSDT.dat, FACP.dat,
  * FACS.dat, DSDT.dat, APIC.dat, ...; a second table with the same
  * signature gets <SIG>2.dat), the form `iasl -d` and acpidump -b use.
- * Returns the number of files written, or -errno. */
+ * Existing files of those names are replaced. Returns 0 or -errno. */
 int acpi_dump_tables(const struct guest_mem *gm, uint64_t rsdp_gpa, const char *dir);

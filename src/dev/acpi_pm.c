@@ -1,1 +1,233 @@
-/* placeholder: being written */
+/* ACPI PM1 registers and PM timer.
+ *
+ * The event block is 4 bytes: PM1_STS (write 1 to clear) and PM1_EN, each
+ * 16 bits; any access width is taken apart into bytes, so byte, word and
+ * dword accesses all behave. There is no SMI handler (the FADT's SMI_CMD is
+ * 0): ACPI mode is always on and SCI_EN always reads 1.
+ *
+ * Sleep: SLP_EN with SLP_TYP == ACPI_S5_SLP_TYP requests a power-off. Other
+ * sleep types are not supported: the request is logged once and the
+ * "sleep" ends at once (WAK_STS is set), so a guest that tries one wakes
+ * up instead of waiting forever for WAK_STS.
+ *
+ * Not done: the timer overflow event (TMR_STS on bit 23 flips); TMR_EN is
+ * stored but never raises the SCI. */
+#include "dev/acpi_pm.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "boot/tables.h"
+#include "util/log.h"
+
+#define STS_TMR 0x0001
+#define STS_BM 0x0010
+#define STS_GBL 0x0020
+#define STS_PWRBTN 0x0100
+#define STS_SLPBTN 0x0200
+#define STS_RTC 0x0400
+#define STS_WAK 0x8000
+
+#define EN_TMR 0x0001
+#define EN_GBL 0x0020
+#define EN_PWRBTN 0x0100
+#define EN_SLPBTN 0x0200
+#define EN_RTC 0x0400
+#define EN_MASK (EN_TMR | EN_GBL | EN_PWRBTN | EN_SLPBTN | EN_RTC)
+
+#define CNT_SCI_EN 0x0001
+#define CNT_BM_RLD 0x0002
+#define CNT_GBL_RLS 0x0004 /* write-only */
+#define CNT_SLP_TYP_SHIFT 10
+#define CNT_SLP_TYP (7 << CNT_SLP_TYP_SHIFT)
+#define CNT_SLP_EN 0x2000 /* write-only */
+#define CNT_MASK (CNT_BM_RLD | CNT_SLP_TYP)
+
+struct acpi_pm {
+	struct platform *p;
+	pthread_mutex_t lock;
+	uint16_t sts, en, cnt;
+	bool sci_level;
+	bool warned_sleep;
+	struct timespec t0; /* the PM timer counts from here */
+};
+
+static void update_sci(struct acpi_pm *pm)
+{
+	bool level = (pm->sts & pm->en) != 0;
+	if (level != pm->sci_level) {
+		pm->sci_level = level;
+		platform_set_irq(pm->p, ACPI_SCI_IRQ, level);
+	}
+}
+
+/* ---- PM1a event block: bytes 0-1 status, 2-3 enable ---- */
+
+static uint64_t evt_read(void *opaque, uint64_t offset, unsigned size)
+{
+	struct acpi_pm *pm = opaque;
+	pthread_mutex_lock(&pm->lock);
+	uint8_t regs[4] = { (uint8_t)pm->sts, (uint8_t)(pm->sts >> 8), (uint8_t)pm->en,
+			    (uint8_t)(pm->en >> 8) };
+	pthread_mutex_unlock(&pm->lock);
+	uint64_t v = 0;
+	for (unsigned i = 0; i < size; i++)
+		v |= (uint64_t)(offset + i < 4 ? regs[offset + i] : 0xFF) << (8 * i);
+	return v;
+}
+
+static void evt_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
+{
+	struct acpi_pm *pm = opaque;
+	pthread_mutex_lock(&pm->lock);
+	for (unsigned i = 0; i < size && offset + i < 4; i++) {
+		unsigned byte = (unsigned)offset + i;
+		uint16_t b = (uint16_t)((value >> (8 * i)) & 0xFF);
+		if (byte < 2) {
+			pm->sts &= (uint16_t)~(b << (8 * byte)); /* write 1 to clear */
+		} else {
+			unsigned sh = 8 * (byte - 2);
+			pm->en = (uint16_t)((pm->en & ~(0xFF << sh)) | (b << sh));
+			pm->en &= EN_MASK;
+		}
+	}
+	update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+}
+
+/* ---- PM1a control block ---- */
+
+static uint64_t cnt_read(void *opaque, uint64_t offset, unsigned size)
+{
+	struct acpi_pm *pm = opaque;
+	pthread_mutex_lock(&pm->lock);
+	uint16_t cnt = pm->cnt | CNT_SCI_EN;
+	pthread_mutex_unlock(&pm->lock);
+	uint64_t v = 0;
+	for (unsigned i = 0; i < size; i++) {
+		uint64_t o = offset + i;
+		v |= (uint64_t)(o < 2 ? (uint8_t)(cnt >> (8 * o)) : 0xFF) << (8 * i);
+	}
+	return v;
+}
+
+static void cnt_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
+{
+	struct acpi_pm *pm = opaque;
+	bool poweroff = false;
+	pthread_mutex_lock(&pm->lock);
+	uint16_t w = pm->cnt;
+	for (unsigned i = 0; i < size && offset + i < 2; i++) {
+		unsigned sh = 8 * ((unsigned)offset + i);
+		w = (uint16_t)((w & ~(0xFF << sh)) | (((value >> (8 * i)) & 0xFF) << sh));
+	}
+	pm->cnt = w & CNT_MASK;
+	if (w & CNT_SLP_EN) {
+		unsigned typ = (w & CNT_SLP_TYP) >> CNT_SLP_TYP_SHIFT;
+		if (typ == ACPI_S5_SLP_TYP) {
+			poweroff = true;
+		} else {
+			if (!pm->warned_sleep) {
+				pm->warned_sleep = true;
+				log_guest("ACPI sleep type %u is not supported; waking at once", typ);
+			}
+			pm->sts |= STS_WAK;
+		}
+	}
+	update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+	if (poweroff)
+		platform_request_exit(pm->p, VM_EXIT_POWEROFF, "ACPI S5");
+}
+
+/* ---- PM timer ---- */
+
+static uint32_t timer_ticks(const struct acpi_pm *pm)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t sec = (int64_t)now.tv_sec - pm->t0.tv_sec;
+	int64_t nsec = (int64_t)now.tv_nsec - pm->t0.tv_nsec;
+	if (nsec < 0) {
+		nsec += 1000000000;
+		sec--;
+	}
+	uint64_t ticks = (uint64_t)sec * ACPI_PM_TIMER_HZ +
+			 (uint64_t)nsec * ACPI_PM_TIMER_HZ / 1000000000ULL;
+	return (uint32_t)(ticks & 0xFFFFFF);
+}
+
+static uint64_t tmr_read(void *opaque, uint64_t offset, unsigned size)
+{
+	struct acpi_pm *pm = opaque; /* t0 never changes: no lock needed */
+	uint32_t t = timer_ticks(pm);
+	uint64_t v = 0;
+	for (unsigned i = 0; i < size; i++) {
+		uint64_t o = offset + i;
+		v |= (uint64_t)(o < 4 ? (uint8_t)(t >> (8 * o)) : 0xFF) << (8 * i);
+	}
+	return v;
+}
+
+static const struct io_ops evt_ops = { .read = evt_read, .write = evt_write };
+static const struct io_ops cnt_ops = { .read = cnt_read, .write = cnt_write };
+static const struct io_ops tmr_ops = { .read = tmr_read, .write = NULL };
+
+void acpi_pm_press_power_button(struct acpi_pm *pm)
+{
+	pthread_mutex_lock(&pm->lock);
+	pm->sts |= STS_PWRBTN;
+	update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+}
+
+bool acpi_pm_guest_enabled_button(struct acpi_pm *pm)
+{
+	pthread_mutex_lock(&pm->lock);
+	bool en = pm->en & EN_PWRBTN;
+	pthread_mutex_unlock(&pm->lock);
+	return en;
+}
+
+int acpi_pm_create(struct platform *p, struct acpi_pm **out)
+{
+	struct acpi_pm *pm = calloc(1, sizeof(*pm));
+	if (!pm)
+		return -ENOMEM;
+	pm->p = p;
+	pthread_mutex_init(&pm->lock, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &pm->t0);
+	int r = io_bus_register(p->pio, ACPI_PM1A_EVT_PORT, 4, &evt_ops, pm, "acpi-pm1-evt");
+	if (r == 0) {
+		r = io_bus_register(p->pio, ACPI_PM1A_CNT_PORT, 2, &cnt_ops, pm, "acpi-pm1-cnt");
+		if (r < 0)
+			io_bus_unregister(p->pio, ACPI_PM1A_EVT_PORT);
+	}
+	if (r == 0) {
+		r = io_bus_register(p->pio, ACPI_PM_TMR_PORT, 4, &tmr_ops, pm, "acpi-pm-tmr");
+		if (r < 0) {
+			io_bus_unregister(p->pio, ACPI_PM1A_EVT_PORT);
+			io_bus_unregister(p->pio, ACPI_PM1A_CNT_PORT);
+		}
+	}
+	if (r < 0) {
+		pthread_mutex_destroy(&pm->lock);
+		free(pm);
+		return r;
+	}
+	*out = pm;
+	return 0;
+}
+
+void acpi_pm_destroy(struct acpi_pm *pm)
+{
+	if (!pm)
+		return;
+	io_bus_unregister(pm->p->pio, ACPI_PM1A_EVT_PORT);
+	io_bus_unregister(pm->p->pio, ACPI_PM1A_CNT_PORT);
+	io_bus_unregister(pm->p->pio, ACPI_PM_TMR_PORT);
+	pthread_mutex_destroy(&pm->lock);
+	free(pm);
+}

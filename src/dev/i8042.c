@@ -1,1 +1,191 @@
-/* placeholder: being written */
+/* A keyboard controller with nothing behind it. Commands that answer put
+ * their byte in the output buffer (status bit 0) for the next read of port
+ * 0x60; writes to 0x60 that no command expects (bytes for the keyboard)
+ * are dropped. */
+#include "dev/i8042.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#define STS_OBF 0x01      /* output buffer full */
+#define STS_SYS 0x04      /* system flag: self test passed */
+#define STS_CMD 0x08      /* last write was to the command port */
+#define STS_UNLOCKED 0x10 /* keyboard not inhibited */
+
+#define CB_KBD_INT 0x01
+#define CB_AUX_INT 0x02
+#define CB_SYS 0x04
+#define CB_KBD_DISABLE 0x10
+#define CB_AUX_DISABLE 0x20
+#define CB_XLATE 0x40
+
+#define OUTPORT_RESET 0x01 /* active low: clear pulls reset */
+#define OUTPORT_A20 0x02
+
+struct i8042 {
+	struct platform *p;
+	pthread_mutex_t lock;
+	uint8_t cmd_byte;
+	uint8_t outport;
+	uint8_t pending; /* command waiting for its data byte, or 0 */
+	uint8_t obuf;
+	bool obf;
+	bool last_was_cmd;
+};
+
+static void reply(struct i8042 *k, uint8_t v)
+{
+	k->obuf = v;
+	k->obf = true;
+}
+
+static void reset_vm(struct i8042 *k)
+{
+	platform_request_exit(k->p, VM_EXIT_REBOOT, "reset through the keyboard controller");
+}
+
+static void command(struct i8042 *k, uint8_t cmd)
+{
+	switch (cmd) {
+	case 0x20: /* read command byte */
+		reply(k, k->cmd_byte);
+		break;
+	case 0x60: /* write command byte */
+	case 0xD1: /* write output port */
+		k->pending = cmd;
+		break;
+	case 0xA7:
+		k->cmd_byte |= CB_AUX_DISABLE;
+		break;
+	case 0xA8:
+		k->cmd_byte &= ~CB_AUX_DISABLE;
+		break;
+	case 0xAA: /* self test */
+		k->cmd_byte |= CB_SYS;
+		reply(k, 0x55);
+		break;
+	case 0xAB: /* keyboard interface test */
+		reply(k, 0x00);
+		break;
+	case 0xAD:
+		k->cmd_byte |= CB_KBD_DISABLE;
+		break;
+	case 0xAE:
+		k->cmd_byte &= ~CB_KBD_DISABLE;
+		break;
+	case 0xD0: /* read output port */
+		reply(k, k->outport);
+		break;
+	default:
+		/* 0xF0-0xFF pulse output port lines low for a moment; bit 0
+		 * of the command selects the reset line (active low). */
+		if ((cmd & 0xF0) == 0xF0 && !(cmd & 0x01))
+			reset_vm(k);
+		break;
+	}
+}
+
+static void data_write(struct i8042 *k, uint8_t v)
+{
+	uint8_t cmd = k->pending;
+	k->pending = 0;
+	switch (cmd) {
+	case 0x60:
+		k->cmd_byte = v;
+		break;
+	case 0xD1:
+		k->outport = v;
+		if (!(v & OUTPORT_RESET))
+			reset_vm(k);
+		break;
+	default:
+		break; /* for the keyboard, which is not there */
+	}
+}
+
+static uint64_t i8042_read(void *opaque, uint64_t offset, unsigned size)
+{
+	struct i8042 *k = opaque;
+	(void)offset;
+	(void)size;
+	pthread_mutex_lock(&k->lock);
+	uint8_t v = k->obuf; /* stale when empty, as on hardware */
+	k->obf = false;
+	pthread_mutex_unlock(&k->lock);
+	return v;
+}
+
+static uint64_t i8042_status(void *opaque, uint64_t offset, unsigned size)
+{
+	struct i8042 *k = opaque;
+	(void)offset;
+	(void)size;
+	pthread_mutex_lock(&k->lock);
+	uint8_t v = STS_UNLOCKED | ((k->cmd_byte & CB_SYS) ? STS_SYS : 0) |
+		    (k->obf ? STS_OBF : 0) | (k->last_was_cmd ? STS_CMD : 0);
+	pthread_mutex_unlock(&k->lock);
+	return v;
+}
+
+static void i8042_data_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
+{
+	struct i8042 *k = opaque;
+	(void)offset;
+	(void)size;
+	pthread_mutex_lock(&k->lock);
+	k->last_was_cmd = false;
+	data_write(k, (uint8_t)value);
+	pthread_mutex_unlock(&k->lock);
+}
+
+static void i8042_cmd_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
+{
+	struct i8042 *k = opaque;
+	(void)offset;
+	(void)size;
+	pthread_mutex_lock(&k->lock);
+	k->last_was_cmd = true;
+	k->pending = 0;
+	command(k, (uint8_t)value);
+	pthread_mutex_unlock(&k->lock);
+}
+
+static const struct io_ops data_ops = { .read = i8042_read, .write = i8042_data_write };
+static const struct io_ops cmd_ops = { .read = i8042_status, .write = i8042_cmd_write };
+
+int i8042_create(struct platform *p, struct i8042 **out)
+{
+	struct i8042 *k = calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	k->p = p;
+	pthread_mutex_init(&k->lock, NULL);
+	/* As firmware leaves it: system flag set, translation on, keyboard
+	 * interrupt enabled (never raised: there are no key presses). */
+	k->cmd_byte = CB_KBD_INT | CB_SYS | CB_XLATE;
+	k->outport = OUTPORT_RESET | OUTPORT_A20;
+	int r = io_bus_register(p->pio, I8042_DATA_PORT, 1, &data_ops, k, "i8042");
+	if (r == 0) {
+		r = io_bus_register(p->pio, I8042_CMD_PORT, 1, &cmd_ops, k, "i8042");
+		if (r < 0)
+			io_bus_unregister(p->pio, I8042_DATA_PORT);
+	}
+	if (r < 0) {
+		pthread_mutex_destroy(&k->lock);
+		free(k);
+		return r;
+	}
+	*out = k;
+	return 0;
+}
+
+void i8042_destroy(struct i8042 *k)
+{
+	if (!k)
+		return;
+	io_bus_unregister(k->p->pio, I8042_DATA_PORT);
+	io_bus_unregister(k->p->pio, I8042_CMD_PORT);
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}

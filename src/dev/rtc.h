@@ -4,6 +4,7 @@
  * the time registers. The CMOS holds the memory sizes firmware reads
  * (0x15-0x18, 0x30-0x31, 0x34-0x35, 0x5b-0x5d). */
 #pragma once
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "dev/platform.h"
@@ -18,5 +19,10 @@ struct rtc;
  * flags in register C are still kept, but no interrupt is raised until
  * the guest's next RTC access). Returns 0 or -errno. */
 int rtc_create(struct platform *p, struct rtc **out);
+/* Keep local time (bhyve's default) rather than UTC (bhyve -u, and the
+ * state after rtc_create): the clock is shifted by the host's UTC offset
+ * as it is now (a later DST change is not followed, as in bhyve). Call
+ * before the guest runs; the guest's own settings stay relative to it. */
+void rtc_set_localtime(struct rtc *rtc, bool localtime);
 /* Call with the event loop stopped. */
 void rtc_destroy(struct rtc *rtc);

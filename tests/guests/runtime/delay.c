@@ -76,8 +76,10 @@ static uint64_t from_pit(void)
     outb(0x42, latch & 0xff);
     outb(0x42, latch >> 8);
     t0 = rdtsc();
+    /* Bounded both ways: each poll is a port exit (microseconds), and a
+     * missing PIT must not cost more than ~1e9 cycles. */
     while (!(inb(0x61) & 0x20)) {
-        if (++loops > 2000000)
+        if (++loops > 200000 || rdtsc() - t0 > 1000000000ull)
             return 0;
     }
     t1 = rdtsc();

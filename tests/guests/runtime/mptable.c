@@ -89,7 +89,9 @@ const struct mptable_info *mptable_get(void)
     mp.lapic_addr = c->lapic;
     p = (const uint8_t *)(c + 1);
     end = (const uint8_t *)c + c->length;
-    for (unsigned i = 0; i < c->count && p < end; i++) {
+    /* Walk by the table length, as Linux does: some firmware (qboot) leaves
+     * the entry count at 0. */
+    while (p < end) {
         switch (p[0]) {
         case 0:     /* processor: type, apic id, apic version, flags (1 enabled, 2 BSP), ... */
             if (p[3] & 1) {
@@ -106,8 +108,13 @@ const struct mptable_info *mptable_get(void)
                 mp.nr_ioapics++;
             p += 8;
             break;
-        default:    /* bus, I/O interrupt, local interrupt */
+        case 1:     /* bus */
+        case 3:     /* I/O interrupt assignment */
+        case 4:     /* local interrupt assignment */
             p += 8;
+            break;
+        default:    /* unknown: the size is unknown too, stop */
+            p = end;
             break;
         }
     }

@@ -85,19 +85,21 @@ uint32_t this_apic_id(void)
 
 unsigned smp_cpu_list(uint32_t *ids, unsigned max, const char **source)
 {
-    const struct mptable_info *mp = mptable_get();
+    const struct mptable_info *mp;
     unsigned n;
 
+    /* The MADT first: SeaBIOS's MP table lists one CPU per package only. */
+    n = acpi_madt_cpus(ids, max);
+    if (n) {
+        *source = "madt";
+        return MIN(n, max);
+    }
+    mp = mptable_get();
     if (mp->table_ok && mp->nr_cpus) {
         n = MIN(mp->nr_cpus, (unsigned)MPTABLE_MAX_CPUS);
         for (unsigned i = 0; i < n && i < max; i++)
             ids[i] = mp->apic_ids[i];
         *source = "mptable";
-        return MIN(n, max);
-    }
-    n = acpi_madt_cpus(ids, max);
-    if (n) {
-        *source = "madt";
         return MIN(n, max);
     }
     if (fwcfg_present() && (n = fwcfg_nb_cpus()) > 0) {

@@ -29,9 +29,11 @@ void lapic_send_ipi(uint32_t dest, uint32_t icr_lo);
 uint32_t this_apic_id(void);
 
 /*
- * The CPUs the platform describes: the MP table's enabled processors, else
- * the MADT's, else fw_cfg's CPU count (APIC IDs assumed 0..n-1), else just
- * this CPU.  *source is "mptable", "madt", "fwcfg" or "self".
+ * The CPUs the platform describes: the MADT's enabled (or online-capable)
+ * processors, else the MP table's enabled processors, else fw_cfg's CPU
+ * count (APIC IDs assumed 0..n-1), else just this CPU.  *source is "madt",
+ * "mptable", "fwcfg" or "self".  (MADT first because SeaBIOS's MP table
+ * lists only one CPU per package.)
  */
 unsigned smp_cpu_list(uint32_t *apic_ids, unsigned max, const char **source);
 
