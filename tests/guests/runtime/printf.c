@@ -19,19 +19,31 @@ static void raw_write(const char *s, size_t n)
     }
 }
 
-void console_write(const char *s, size_t n)
+static unsigned console_lock_acquire(void)
 {
     unsigned me = cpu_index() + 1;
 
-    if (console_owner == me) {      /* re-entered from an exception handler */
-        raw_write(s, n);
-        return;
-    }
+    if (console_owner == me)        /* re-entered from an exception handler */
+        return 0;
     spin_lock(&console_lock);
     console_owner = me;
-    raw_write(s, n);
+    return me;
+}
+
+static void console_lock_release(unsigned token)
+{
+    if (!token)
+        return;
     console_owner = 0;
     spin_unlock(&console_lock);
+}
+
+void console_write(const char *s, size_t n)
+{
+    unsigned t = console_lock_acquire();
+
+    raw_write(s, n);
+    console_lock_release(t);
 }
 
 void console_write_unlocked(const char *s, size_t n)
@@ -264,7 +276,13 @@ int printf(const char *fmt, ...)
 
 int puts(const char *s)
 {
-    return printf("%s\n", s);
+    unsigned t = console_lock_acquire();
+    size_t n = strlen(s);
+
+    raw_write(s, n);
+    raw_write("\n", 1);
+    console_lock_release(t);
+    return (int)n + 1;
 }
 
 int putchar(int c)
