@@ -12,6 +12,9 @@
 #define EXIT_USAGE VM_EXIT_ERROR
 #define MAX_MODULES 16
 
+/* Static: the strings they point to live until exit. */
+static struct boot_module modules[MAX_MODULES];
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -116,7 +119,6 @@ int main(int argc, char **argv)
 		.debug_exit_port = 0xf4,
 		.rtc_localtime = true,
 	};
-	struct boot_module modules[MAX_MODULES];
 	unsigned nmodules = 0;
 	char err[512];
 	int opt;

@@ -15,6 +15,7 @@ struct evloop_source {
 	void *opaque;
 	atomic_bool removed;
 	struct evloop_source *next_dead;
+	struct evloop_source *prev, *next; /* every live source, for destroy */
 };
 
 struct evloop {
@@ -23,6 +24,7 @@ struct evloop {
 	atomic_bool stop;
 	pthread_mutex_t lock; /* guards the dead list */
 	struct evloop_source *dead;
+	struct evloop_source *live;
 	struct evloop_source wake_source;
 };
 
@@ -64,6 +66,10 @@ void evloop_destroy(struct evloop *loop)
 	if (!loop)
 		return;
 	free_dead(loop);
+	for (struct evloop_source *s = loop->live, *next; s; s = next) {
+		next = s->next;
+		free(s);
+	}
 	if (loop->epfd >= 0)
 		close(loop->epfd);
 	if (loop->wakefd >= 0)
@@ -81,10 +87,16 @@ struct evloop_source *evloop_add(struct evloop *loop, int fd, uint32_t events, e
 	src->fd = fd;
 	src->cb = cb;
 	src->opaque = opaque;
+	pthread_mutex_lock(&loop->lock);
+	src->next = loop->live;
+	if (loop->live)
+		loop->live->prev = src;
+	loop->live = src;
+	pthread_mutex_unlock(&loop->lock);
 	struct epoll_event ev = { .events = events, .data.ptr = src };
 	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		int e = errno;
-		free(src);
+		evloop_remove(loop, src);
 		errno = e;
 		return NULL;
 	}
@@ -103,6 +115,13 @@ void evloop_remove(struct evloop *loop, struct evloop_source *src)
 		return;
 	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, src->fd, NULL);
 	pthread_mutex_lock(&loop->lock);
+	if (src->prev)
+		src->prev->next = src->next;
+	else if (loop->live == src)
+		loop->live = src->next;
+	if (src->next)
+		src->next->prev = src->prev;
+	src->prev = src->next = NULL;
 	src->removed = true;
 	src->next_dead = loop->dead;
 	loop->dead = src;

@@ -180,9 +180,24 @@ void machine_destroy(struct machine *m)
 {
 	if (!m)
 		return;
-	for (int i = 0; i < MACHINE_COM_PORTS; i++)
+	if (m->debug_exit)
+		debug_exit_destroy(m->debug_exit);
+	if (m->fw_cfg)
+		fw_cfg_destroy(m->fw_cfg);
+	if (m->acpi_pm)
+		acpi_pm_destroy(m->acpi_pm);
+	if (m->reset)
+		reset_cf9_destroy(m->reset);
+	if (m->i8042)
+		i8042_destroy(m->i8042);
+	if (m->rtc)
+		rtc_destroy(m->rtc);
+	for (int i = 0; i < MACHINE_COM_PORTS; i++) {
+		if (m->com[i])
+			uart16550_destroy(m->com[i]);
 		if (m->com_backend[i])
 			chardev_close(m->com_backend[i]);
+	}
 	vm_destroy(m->vm);
 	free(m);
 }
