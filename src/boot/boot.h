@@ -45,7 +45,10 @@ struct boot_entry {
 	uint64_t cr0, cr3, cr4, efer;
 	uint64_t gdt_base;
 	uint16_t gdt_limit;
-	uint16_t code_sel, data_sel, tss_sel; /* tss_sel 0: none in the GDT */
+	/* tss_sel 0: none in the GDT. The loaders' TSS descriptor is base 0,
+	 * limit 0x67, type 11 (busy; a 64-bit TSS in long mode), as the PVH
+	 * ABI asks for TR. */
+	uint16_t code_sel, data_sel, tss_sel;
 	const char *format_name; /* "bzImage", "PVH ELF", "Multiboot" */
 };
 
@@ -63,7 +66,6 @@ int boot_load_kernel(const struct guest_mem *gm, const struct boot_request *req,
 #define BOOT_INFO_END 0x8000ULL
 #define BOOT_CMDLINE_GPA 0x20000ULL
 #define BOOT_CMDLINE_MAX 0x10000ULL /* including module strings (multiboot) */
-#define BOOT_TSS_GPA 0x8000ULL     /* a zeroed 0x68-byte TSS for TR */
-#define BOOT_STACK_TOP 0x20000ULL  /* rsp at entry: a stack in 0x8100-0x1ffff */
+#define BOOT_STACK_TOP 0x20000ULL  /* rsp at entry: a stack in 0x8000-0x1ffff */
 /* Loaded kernel images, modules and initrds never go below
  * BOOT_CMDLINE_GPA + BOOT_CMDLINE_MAX, nor into 0x9fc00-0xfffff. */

@@ -6,8 +6,10 @@
  *   0x00 null, 0x08 unused,
  *   0x10 code: flat 4 GiB, execute/read; L=1 in long mode, D=1 otherwise
  *   0x18 data: flat 4 GiB, read/write
- *   0x20 TSS: base BOOT_TSS_GPA, limit 0x67, busy (type 11); 16 bytes in
- *        long mode (a 64-bit TSS descriptor), 8 bytes otherwise. */
+ *   0x20 TSS: base 0, limit 0x67, busy (type 11); a 16-byte 64-bit TSS
+ *        descriptor in long mode, 8 bytes otherwise. Base 0 as the PVH ABI
+ *        says; nothing the boot CPU does at CPL 0 without task switches
+ *        reads the TSS, so what lies at 0 does not matter. */
 #include <errno.h>
 #include <string.h>
 
@@ -43,13 +45,9 @@ static int write_gdt(struct boot_ctx *c, bool long_mode)
 	/* flags: G=8, D/B=4, L=2 */
 	put_le64(gdt + SEL_CODE, seg_desc(0, 0xfffff, 0x9b, long_mode ? 0xa : 0xc));
 	put_le64(gdt + SEL_DATA, seg_desc(0, 0xfffff, 0x93, 0xc));
-	put_le64(gdt + SEL_TSS, seg_desc((uint32_t)BOOT_TSS_GPA, TSS_LIMIT, 0x8b, 0));
+	put_le64(gdt + SEL_TSS, seg_desc(0, TSS_LIMIT, 0x8b, 0));
 	/* gdt[0x28..0x2f]: base bits 63:32 of the 64-bit TSS descriptor, 0 */
-	uint8_t tss[TSS_LIMIT + 1] = { 0 };
-	/* I/O map base past the limit: no I/O permission bitmap */
-	put_le16(tss + 0x66, TSS_LIMIT + 1);
-	if (guest_mem_write(c->gm, BOOT_GDT_GPA, gdt, sizeof(gdt)) ||
-	    guest_mem_write(c->gm, BOOT_TSS_GPA, tss, sizeof(tss)))
+	if (guest_mem_write(c->gm, BOOT_GDT_GPA, gdt, sizeof(gdt)))
 		return boot_fail(c, EFAULT, "cannot write the GDT at 0x%llx",
 				 (unsigned long long)BOOT_GDT_GPA);
 	struct boot_entry *e = c->entry;

@@ -172,24 +172,29 @@ int linux_load(struct boot_ctx *c)
 				 "%s: the command line is %zu bytes; the loader has room for %llu",
 				 path, cmdlen, (unsigned long long)BOOT_CMDLINE_MAX - 1);
 
-	/* Where the kernel runs: a relocatable kernel decompresses at the load
-	 * address rounded up to kernel_alignment, any other one at
-	 * pref_address (2.10+). It needs init_size bytes from there. */
+	/* Where the kernel decompresses (arch/x86/boot/compressed/head_64.S): a
+	 * relocatable kernel at the load address rounded up to
+	 * kernel_alignment but not below LOAD_PHYSICAL_ADDR (= pref_address,
+	 * 2.10+), any other one at pref_address. It needs init_size bytes
+	 * from there. */
 	uint64_t load = KERNEL_LOAD_ADDR, runtime = load;
+	uint64_t pref = load;
+	if (version >= 0x20a) {
+		pref = get_le64(h + HDR_PREF_ADDRESS);
+		if (pref < KERNEL_LOAD_ADDR || pref >= BOOT_4G)
+			return boot_fail(c, ENOEXEC,
+					 "%s: pref_address 0x%llx is not between 1 MiB and 4 GiB", path,
+					 (unsigned long long)pref);
+	}
 	bool relocatable = version >= 0x205 && h[HDR_RELOCATABLE];
 	if (relocatable) {
 		uint32_t kalign = get_le32(h + HDR_KERNEL_ALIGNMENT);
 		if (kalign == 0 || (kalign & (kalign - 1)) || kalign > (1u << 30))
 			return boot_fail(c, ENOEXEC, "%s: kernel_alignment 0x%x is not a power of two "
 					 "up to 1 GiB", path, kalign);
-		runtime = align_up(load, kalign);
-	} else if (version >= 0x20a) {
-		runtime = get_le64(h + HDR_PREF_ADDRESS);
-		if (runtime < KERNEL_LOAD_ADDR || runtime >= BOOT_4G)
-			return boot_fail(c, ENOEXEC,
-					 "%s: the kernel is not relocatable and its pref_address 0x%llx "
-					 "is not between 1 MiB and 4 GiB",
-					 path, (unsigned long long)runtime);
+		runtime = max_u64(align_up(load, kalign), pref);
+	} else {
+		runtime = pref;
 	}
 	uint64_t init_size = version >= 0x20a ? get_le32(h + HDR_INIT_SIZE) : 0;
 	uint64_t kernel_end = max_u64(load + payload, runtime + init_size); /* all < 2^34 */

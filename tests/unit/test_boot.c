@@ -197,10 +197,12 @@ static void check_gdt_and_e820_common(const struct boot_entry *e, bool long_mode
 	CHECK_EQ(g64(BOOT_GDT_GPA), 0);
 	CHECK_EQ(g64(BOOT_GDT_GPA + 0x10), long_mode ? 0x00af9b000000ffffULL : 0x00cf9b000000ffffULL);
 	CHECK_EQ(g64(BOOT_GDT_GPA + 0x18), 0x00cf93000000ffffULL);
-	/* TSS: base BOOT_TSS_GPA, limit 0x67, present busy TSS */
+	/* TSS: base 0, limit 0x67, present busy TSS */
 	uint64_t tss = g64(BOOT_GDT_GPA + 0x20);
 	CHECK_EQ(tss & 0xffff, 0x67);
-	CHECK_EQ((tss >> 16) & 0xffffff, BOOT_TSS_GPA);
+	CHECK_EQ((tss >> 16) & 0xffffff, 0);
+	CHECK_EQ(tss >> 56, 0);
+	CHECK_EQ(e->rsp, BOOT_STACK_TOP);
 	CHECK_EQ((tss >> 40) & 0xff, 0x8b);
 	CHECK_EQ(g64(BOOT_GDT_GPA + 0x28), 0);
 }
@@ -377,14 +379,19 @@ static void test_bzimage(void)
 		"setup_sects says 63 sectors but the file is only 10752 bytes");
 	VARIANT("syssize too big", p32(v + 0x1f4, 0x100000), "syssize says the kernel is");
 	VARIANT("init_size too big", p32(v + 0x260, 0x7000000),
-		"the kernel needs RAM up to 0x7200000 (114 MiB; init_size 0x7000000 at 0x200000) "
+		"the kernel needs RAM up to 0x8000000 (128 MiB; init_size 0x7000000 at 0x1000000) "
 		"but the guest has only 64 MiB");
 	VARIANT("kernel_alignment", p32(v + 0x230, 0x3000), "kernel_alignment 0x3000 is not a power of two");
 	VARIANT("kernel_alignment 0", p32(v + 0x230, 0), "kernel_alignment 0x0 is not a power of two");
-	VARIANT("pref_address low", (v[0x234] = 0, p64(v + 0x258, 0x1000)),
+	VARIANT("pref_address low", p64(v + 0x258, 0x1000),
 		"pref_address 0x1000 is not between 1 MiB and 4 GiB");
-	VARIANT("pref_address huge", (v[0x234] = 0, p64(v + 0x258, 0xffffffffffff0000ULL)),
-		"pref_address 0xffffffffffff0000 is not between");
+	VARIANT("pref_address huge", p64(v + 0x258, 0xffffffffffff0000ULL),
+		"pref_address 0xffffffffffff0000 is not between 1 MiB and 4 GiB");
+	VARIANT("relocatable: pref_address + init_size past RAM", p64(v + 0x258, 0x3a00000),
+		"the kernel needs RAM up to 0x4200000 (66 MiB; init_size 0x800000 at 0x3a00000)");
+	VARIANT("relocatable: alignment above pref_address",
+		(p64(v + 0x258, 0x100000), p32(v + 0x230, 0x4000000)),
+		"the kernel needs RAM up to 0x4800000 (72 MiB; init_size 0x800000 at 0x4000000)");
 	VARIANT("pref_address + init_size past RAM", (v[0x234] = 0, p64(v + 0x258, 0x3c00000)),
 		"the kernel needs RAM up to 0x4400000");
 	VARIANT("no HdrS", v[0x202] = 'X', "not a bzImage, ELF/PVH or Multiboot image");
@@ -402,10 +409,10 @@ static void test_bzimage(void)
 		    "setup_sects says 0 sectors but the file is only 2560 bytes");
 	/* initrd that cannot fit between the kernel's init_size and initrd_addr_max */
 	memcpy(v, img, BZ_SIZE);
-	p32(v + 0x22c, 0xa00000 - 1); /* the kernel needs up to 0xa00000 */
+	p32(v + 0x22c, 0x1800000 + 0x7ff); /* the kernel needs up to 0x1800000 */
 	expect_fail_mods("initrd does not fit", v, BZ_SIZE, BOOT_FORMAT_AUTO, "", mods, 2,
 			 "the initrd (1 MiB) does not fit in guest RAM (64 MiB) between the kernel "
-			 "(which needs up to 0xa00000) and 0xa00000");
+			 "(which needs up to 0x1800000) and 0x1800800");
 	struct boot_module missing[] = { { r1, NULL }, { "/nonexistent/initrd.img", NULL } };
 	expect_fail_mods("missing initrd", img, BZ_SIZE, BOOT_FORMAT_AUTO, "", missing, 2,
 			 "/nonexistent/initrd.img: No such file or directory");

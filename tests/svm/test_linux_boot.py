@@ -1,0 +1,60 @@
+"""Debian's cloud kernel boots under khyve, inside the SVM test host.
+
+Each test is one inner boot (~6-9 s there); run them all in one test-host
+boot: scripts/svm-host -- /usr/bin/python3 -m pytest tests/svm
+(scripts/test does)."""
+import os
+import re
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.svm
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KIT = os.path.join(os.environ.get("KHYVE_KIT_DIR", os.path.join(REPO, ".kit")), "linux")
+INSIDE = os.environ.get("SVM_HOST") == "1"
+
+
+def khyve_path(build):
+    return os.path.join(REPO, build, "src", "cmd", "khyve")
+
+
+def boot(kernel, *, build="build", cpus="2", mem="512M", after=None, cmd="true", timeout=150):
+    append = f"console=ttyS0 quiet khyve.cmd={cmd}"
+    if after:
+        append += f" khyve.after={after}"
+    args = [khyve_path(build), "-c", cpus, "-m", mem, "-l", "com1,stdio",
+            "--kernel", os.path.join(KIT, kernel),
+            "--initrd", os.path.join(KIT, "initramfs.cpio.gz"), "--append", append, "linux0"]
+    if not INSIDE:
+        args = [os.path.join(REPO, "scripts", "svm-host"), "--timeout", str(timeout), "--", *args]
+    p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       errors="replace", timeout=timeout + 60)
+    facts = dict(re.findall(r"KHYVE-KIT: (\w+)=(\S+)", p.stdout))
+    return p, facts
+
+
+def describe(p):
+    return f"exit {p.returncode}\n--- stdout\n{p.stdout[-3000:]}\n--- stderr\n{p.stderr[-3000:]}"
+
+
+@pytest.mark.parametrize("build", ["build", "build-asan"])
+def test_bzimage_boots_with_two_cpus_and_reboots(build):
+    p, facts = boot("bzImage", build=build, after="reboot")
+    assert "KHYVE-KIT: up" in p.stdout, describe(p)
+    assert facts.get("cpus") == "2", describe(p)
+    memkb = int(facts.get("memkb", 0))
+    assert 400_000 < memkb <= 512 * 1024, describe(p)
+    assert p.returncode == 0, describe(p)  # reboot
+    assert "Sanitizer" not in p.stderr, describe(p)
+
+
+def test_pvh_vmlinux_boots_with_two_cpus_and_powers_off():
+    p, facts = boot("vmlinux", mem="768M", cmd="uname")
+    assert "KHYVE-KIT: up" in p.stdout, describe(p)
+    assert facts.get("cpus") == "2", describe(p)
+    memkb = int(facts.get("memkb", 0))
+    assert 640_000 < memkb <= 768 * 1024, describe(p)
+    assert "Linux" in p.stdout and facts.get("rc") == "0", describe(p)
+    assert p.returncode == 1, describe(p)  # poweroff
