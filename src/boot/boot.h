@@ -53,7 +53,7 @@ struct boot_entry {
 };
 
 /* Returns 0, or a negative errno with a one-line reason in err (without
- * the program name), e.g. "vmlinuz: not a bzImage, ELF or Multiboot
+ * the program name), e.g. "vmlinuz: not a bzImage, ELF/PVH or Multiboot
  * image", "initrd.img: No such file or directory". */
 int boot_load_kernel(const struct guest_mem *gm, const struct boot_request *req,
 		     struct boot_entry *entry, char *err, size_t errlen);

@@ -248,7 +248,5 @@ int main(int argc, char **argv)
 		log_debug("%s: %s", cfg.vm.name, why);
 	if (getenv("KHYVE_EXIT_STATS"))
 		print_exit_stats(m);
-	/* The process exit tears the VM down; the kernel does it faster than
-	 * closing each descriptor in turn. */
-	exit(status);
+	vm_exit_process(machine_vm(m), status);
 }

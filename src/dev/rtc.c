@@ -75,7 +75,7 @@ struct rtc {
 	pthread_mutex_t lock;
 	uint8_t cmos[128]; /* A-D at their indices; time registers unused */
 	uint8_t index;
-	bool nmi_masked;
+	bool nmi_masked; /* bit 7 of the index: kept, though nothing here raises NMIs */
 	int64_t offset;        /* guest seconds minus host seconds */
 	int64_t tz_offset;     /* the part of offset that rtc_set_localtime added */
 	struct tm latched;     /* the time while SET is on */

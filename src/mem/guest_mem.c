@@ -15,7 +15,10 @@ int guest_mem_create(struct guest_mem *gm, uint64_t size)
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
+	/* Core dumps and child processes (helpers, the teardown process) never
+	 * need guest RAM. */
 	madvise(p, size, MADV_DONTDUMP);
+	madvise(p, size, MADV_DONTFORK);
 	gm->host = p;
 	gm->size = size;
 	gm->low_size = size < GUEST_LOWMEM_LIMIT ? size : GUEST_LOWMEM_LIMIT;

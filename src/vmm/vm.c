@@ -349,6 +349,44 @@ static void on_halt_timer(void *opaque, uint32_t events)
 	}
 }
 
+static int compare_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+_Noreturn void vm_exit_process(struct vm *vm, int status)
+{
+	int keep[TOPOLOGY_MAX_CPUS + 4];
+	int nkeep = 0;
+	int gate[2];
+	if (pipe2(gate, O_CLOEXEC) < 0)
+		exit(status);
+	keep[nkeep++] = gate[0];
+	keep[nkeep++] = vm->vm_fd;
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (vm->vcpus[i].fd >= 0)
+			keep[nkeep++] = vm->vcpus[i].fd;
+	qsort(keep, (size_t)nkeep, sizeof(int), compare_int);
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* Only async-signal-safe calls here: the parent has threads. */
+		int next = 0;
+		for (int i = 0; i < nkeep; i++) {
+			if (keep[i] > next)
+				close_range((unsigned)next, (unsigned)keep[i] - 1, 0);
+			next = keep[i] + 1;
+		}
+		close_range((unsigned)next, ~0u, 0);
+		char byte;
+		while (read(gate[0], &byte, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(gate[0]);
+	/* gate[1] closes when this process is gone, releasing the child. */
+	exit(status);
+}
+
 int vm_run(struct vm *vm)
 {
 	sigset_t set;

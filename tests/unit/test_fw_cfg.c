@@ -386,7 +386,8 @@ static void test_acpi_pm(struct acpi_pm *pm)
 	CHECK_EQ(t1 >> 24, 0);
 	CHECK_EQ(t2 >> 24, 0);
 	uint32_t d = (t2 - t1) & 0xFFFFFF;
-	CHECK(d >= 71590 && d < 71590 * 5); /* 20 ms = 71591 ticks, plus scheduling */
+	/* 20 ms = 71591 ticks; allow 2 s of scheduling delay on a loaded host. */
+	CHECK(d >= 71590 && d < 2 * 3579545);
 	/* Byte reads of it. */
 	uint32_t b0 = inb(ACPI_PM_TMR_PORT + 2), w = inl(ACPI_PM_TMR_PORT);
 	CHECK(((w >> 16) & 0xFF) - b0 <= 1);

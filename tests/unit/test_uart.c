@@ -395,8 +395,15 @@ static void test_rx(void)
 		sent[i] = (char)('A' + i);
 	CHECK_EQ(write(rx_wr, sent, sizeof(sent)), (ssize_t)sizeof(sent));
 	CHECK(wait_dr(2000));
-	sleep_ms(50); /* let the loop fill the FIFO and pause */
-	CHECK_EQ(in(UART_IIR) & 0x0F, UART_IIR_RDI);
+	/* Let the loop fill the FIFO past the trigger (8) and pause. */
+	uint8_t iir = 0;
+	for (int i = 0; i < 2000 && (iir & 0x0F) != UART_IIR_RDI; i++) {
+		iir = in(UART_IIR);
+		if ((iir & 0x0F) != UART_IIR_RDI)
+			sleep_ms(1);
+	}
+	CHECK_EQ(iir & 0x0F, UART_IIR_RDI);
+	sleep_ms(20);
 	char got[40];
 	size_t n = 0;
 	bool overrun = false;
