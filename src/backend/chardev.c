@@ -152,6 +152,21 @@ void chardev_resume_input(struct chardev *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+void chardev_inject_input(struct chardev *c, const uint8_t *buf, size_t len)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	struct chardev_receiver rx = c->rx;
+	bool have_rx = c->have_rx;
+	pthread_mutex_unlock(&c->lock);
+	if (!have_rx)
+		return;
+	size_t room = rx.can_receive(rx.opaque);
+	if (room)
+		rx.receive(rx.opaque, buf, len < room ? len : room);
+}
+
 /* ---- output ---- */
 
 static ssize_t out_once(struct chardev *c, const uint8_t *buf, size_t len)

@@ -27,6 +27,9 @@ void chardev_close(struct chardev *chr);
 void chardev_set_receiver(struct chardev *chr, const struct chardev_receiver *rx);
 /* The device has room again. Callable from any thread. */
 void chardev_resume_input(struct chardev *chr);
+/* Hand bytes to the device as if they had been typed (dropped when it has
+ * no room). Call on the event-loop thread. */
+void chardev_inject_input(struct chardev *chr, const uint8_t *buf, size_t len);
 /* Output never blocks the caller for long; bytes may be dropped if the
  * other side does not read (a detached pty). */
 ssize_t chardev_write(struct chardev *chr, const void *buf, size_t len);

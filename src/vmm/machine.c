@@ -42,6 +42,7 @@ struct machine {
 	struct acpi_pm *acpi_pm;
 	struct fw_cfg *fw_cfg;
 	struct debug_exit *debug_exit;
+	struct chardev *stdio_console; /* the com port on stdio, if any */
 };
 
 /* SIGTERM presses the power button when the guest listens for it;
@@ -52,6 +53,13 @@ static void on_host_signal(void *opaque, int signo)
 	struct machine *m = opaque;
 	if (signo == SIGTERM && m->acpi_pm && acpi_pm_guest_enabled_button(m->acpi_pm)) {
 		acpi_pm_press_power_button(m->acpi_pm);
+		return;
+	}
+	/* With the console on stdio, an interrupt is the guest's to handle,
+	 * as a Control-C typed at its console would be. */
+	if (signo == SIGINT && m->stdio_console) {
+		static const uint8_t ctrl_c = 0x03;
+		chardev_inject_input(m->stdio_console, &ctrl_c, 1);
 		return;
 	}
 	char why[64];
@@ -87,6 +95,9 @@ int machine_build(const struct machine_config *cfg, struct machine **out, char *
 			snprintf(err, errlen, "-l com%d: %s", i + 1, why);
 			goto fail;
 		}
+		if (!strncmp(cfg->com_backend[i], "stdio", 5) &&
+		    (cfg->com_backend[i][5] == '\0' || cfg->com_backend[i][5] == ','))
+			m->stdio_console = m->com_backend[i];
 		r = uart16550_create(p, lpc_devices[i].port, lpc_devices[i].irq, m->com_backend[i], &m->com[i]);
 		if (r) {
 			fail_with(err, errlen, r, lpc_devices[i].name);
