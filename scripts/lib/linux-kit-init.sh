@@ -7,6 +7,8 @@
 #   khyve.after=poweroff|reboot|halt   what to do afterwards (default poweroff)
 # Prints "KHYVE-KIT: up", "KHYVE-KIT: cpus=N", "KHYVE-KIT: memkb=N" and,
 # after a command, "KHYVE-KIT: rc=N". Without a command: an interactive shell.
+# A press of the ACPI power button prints "KHYVE-KIT: power button", syncs
+# and powers off.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root TERM=linux
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -19,6 +21,12 @@ kver=$(uname -r)
 while read -r m; do
 	insmod "/lib/modules/$kver/$m.ko" 2>/dev/null
 done </etc/modules.load
+
+# The ACPI power button (khyve presses it on SIGTERM) shuts down cleanly.
+mkdir -p /etc/acpi/PWRF /var/log /var/run
+printf '#!/bin/sh\necho "KHYVE-KIT: power button" >/dev/console\nsync\npoweroff -f\n' >/etc/acpi/PWRF/00000080
+chmod +x /etc/acpi/PWRF/00000080
+acpid -c /etc/acpi -l /dev/null 2>/dev/null
 
 hostname khyve-guest
 ip link set lo up 2>/dev/null

@@ -58,3 +58,33 @@ def test_pvh_vmlinux_boots_with_two_cpus_and_powers_off():
     assert 640_000 < memkb <= 768 * 1024, describe(p)
     assert "Linux" in p.stdout and facts.get("rc") == "0", describe(p)
     assert p.returncode == 1, describe(p)  # poweroff
+
+
+def test_sigterm_presses_the_power_button_and_linux_shuts_down():
+    """kill -TERM on khyve: the guest's ACPI power button; the kit's acpid
+    syncs and powers off (exit 1)."""
+    if not INSIDE:
+        pytest.skip("sends a signal to khyve: runs inside the SVM test host")
+    import signal
+    import time
+    args = [khyve_path("build"), "-c", "2", "-m", "512M", "-l", "com1,stdio",
+            "--kernel", os.path.join(KIT, "vmlinux"),
+            "--initrd", os.path.join(KIT, "initramfs.cpio.gz"),
+            "--append", "console=ttyS0 quiet khyve.cmd=\"sleep 120\"", "linux1"]
+    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, errors="replace")
+    out = ""
+    deadline = time.monotonic() + 120
+    while "KHYVE-KIT: memkb" not in out and time.monotonic() < deadline:
+        line = p.stdout.readline()
+        if not line:
+            break
+        out += line
+    assert "KHYVE-KIT: up" in out, out
+    time.sleep(2)  # let acpid start listening
+    p.send_signal(signal.SIGTERM)
+    rest, err = p.communicate(timeout=120)
+    out += rest
+    assert "KHYVE-KIT: power button" in out, out + err
+    assert "KHYVE-KIT: rc=" not in out  # shut down before the command ended
+    assert p.returncode == 1, out + err
