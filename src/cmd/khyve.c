@@ -242,7 +242,8 @@ int main(int argc, char **argv)
 	}
 	int status = machine_run(m);
 	const char *why = machine_exit_reason(m);
-	if (status == VM_EXIT_HALT || status == VM_EXIT_TRIPLE_FAULT || status == VM_EXIT_ERROR)
+	/* Errors were reported where they happened, with the vCPU's state. */
+	if (status == VM_EXIT_HALT || status == VM_EXIT_TRIPLE_FAULT)
 		log_error("%s: %s", cfg.vm.name, why);
 	else
 		log_debug("%s: %s", cfg.vm.name, why);

@@ -168,3 +168,9 @@ def test_debug_exit_other_port_not_claimed_by_default():
     r = clean(run_guest("hello", debug_exit=False))
     assert r.status == 2, r
     assert "PASS" in r.out
+
+
+def test_unhandled_exit_prints_registers_and_is_status_4():
+    r = clean(run_guest("mmiojump"))
+    assert r.status == 4, r
+    assert "registers" in r.err and "rip 00000000d0000000" in r.err, r
