@@ -5,8 +5,11 @@
  * take and reads at most that. When it can take nothing, input is paused
  * (the source is switched to edge-triggered with no EPOLLIN, so a hangup
  * while paused wakes the loop once rather than spinning) until
- * chardev_resume_input(). EOF or a read error ends input for good; it
- * never ends the VM.
+ * chardev_resume_input(). EOF or a read error ends input (for good, unless
+ * the backend supplies new fds, as the TCP backend does for its next
+ * client); it never ends the VM.
+ *
+ * Output goes to the out fd (if any) and, with a log, to the log file too.
  *
  * Locks: the receiver's callbacks are called without any chardev lock
  * held, so a device may call chardev_resume_input() or chardev_write()
@@ -37,6 +40,7 @@ struct chardev {
 	int in_fd, out_fd;
 	bool own_in_fd, own_out_fd;
 	void (*on_close)(void *opaque);
+	void (*on_input_end)(void *opaque);
 	void *close_opaque;
 
 	pthread_mutex_t lock; /* the input side */
@@ -50,6 +54,8 @@ struct chardev {
 	pthread_mutex_t out_lock; /* the output side */
 	bool congested;           /* output was full: drop instead of waiting */
 	bool out_not_socket;      /* send(MSG_NOSIGNAL) failed with ENOTSOCK */
+	int log_fd;               /* a copy of all output; -1: none */
+	bool log_failed;
 };
 
 /* ---- input ---- */
@@ -106,6 +112,24 @@ static void on_input(void *opaque, uint32_t events)
 	pthread_mutex_lock(&c->lock);
 	stop_input_locked(c);
 	pthread_mutex_unlock(&c->lock);
+	if (c->on_input_end)
+		c->on_input_end(c->close_opaque);
+}
+
+/* Start watching in_fd if there is a receiver and nothing stops it. */
+static void watch_input_locked(struct chardev *c)
+{
+	if (c->have_rx && c->in_fd >= 0 && c->loop && !c->src && !c->input_done) {
+		c->paused = false;
+		c->src = evloop_add(c->loop, c->in_fd, EPOLLIN, on_input, c);
+		if (!c->src) {
+			/* EPERM: a regular file or /dev/null, which epoll
+			 * cannot watch. Treat it as input at its end. */
+			if (errno != EPERM)
+				log_warn("cannot watch character input: %s", strerror(errno));
+			c->input_done = true;
+		}
+	}
 }
 
 void chardev_set_receiver(struct chardev *c, const struct chardev_receiver *rx)
@@ -125,17 +149,7 @@ void chardev_set_receiver(struct chardev *c, const struct chardev_receiver *rx)
 	}
 	c->rx = *rx;
 	c->have_rx = true;
-	if (c->in_fd >= 0 && c->loop && !c->src && !c->input_done) {
-		c->paused = false;
-		c->src = evloop_add(c->loop, c->in_fd, EPOLLIN, on_input, c);
-		if (!c->src) {
-			/* EPERM: a regular file or /dev/null, which epoll
-			 * cannot watch. Treat it as input at its end. */
-			if (errno != EPERM)
-				log_warn("cannot watch character input: %s", strerror(errno));
-			c->input_done = true;
-		}
-	}
+	watch_input_locked(c);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -181,13 +195,36 @@ static ssize_t out_once(struct chardev *c, const uint8_t *buf, size_t len)
 	return write(c->out_fd, buf, len);
 }
 
+/* The log is a regular file: plain blocking writes. */
+static void log_output_locked(struct chardev *c, const uint8_t *p, size_t len)
+{
+	while (len && !c->log_failed) {
+		ssize_t n = write(c->log_fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_warn("serial log: %s; logging stops", n < 0 ? strerror(errno) : "short write");
+			c->log_failed = true;
+			break;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
 ssize_t chardev_write(struct chardev *c, const void *buf, size_t len)
 {
-	if (!c || c->out_fd < 0)
+	if (!c)
 		return (ssize_t)len; /* dropped */
 	const uint8_t *p = buf;
 	size_t done = 0;
 	pthread_mutex_lock(&c->out_lock);
+	if (c->log_fd >= 0)
+		log_output_locked(c, p, len);
+	if (c->out_fd < 0) {
+		pthread_mutex_unlock(&c->out_lock);
+		return (ssize_t)len; /* dropped */
+	}
 	while (done < len) {
 		ssize_t n = out_once(c, p + done, len - done);
 		if (n > 0) {
@@ -229,7 +266,9 @@ int chardev_fd_new(struct evloop *loop, const struct chardev_fd_config *cfg,
 	c->own_in_fd = cfg->own_in_fd;
 	c->own_out_fd = cfg->own_out_fd;
 	c->on_close = cfg->on_close;
+	c->on_input_end = cfg->on_input_end;
 	c->close_opaque = cfg->close_opaque;
+	c->log_fd = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->out_lock, NULL);
 	*out = c;
@@ -248,11 +287,46 @@ void chardev_close(struct chardev *c)
 		close(c->in_fd);
 	if (c->own_out_fd && c->out_fd >= 0 && !(c->own_in_fd && c->out_fd == c->in_fd))
 		close(c->out_fd);
+	if (c->log_fd >= 0)
+		close(c->log_fd);
 	if (c->on_close)
 		c->on_close(c->close_opaque);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->out_lock);
 	free(c);
+}
+
+void chardev_fd_replace(struct chardev *c, int in_fd, int out_fd, bool own)
+{
+	pthread_mutex_lock(&c->lock);
+	stop_input_locked(c);
+	int old_in = c->own_in_fd ? c->in_fd : -1;
+	c->in_fd = in_fd;
+	c->own_in_fd = own && in_fd >= 0;
+	c->input_done = false;
+	pthread_mutex_lock(&c->out_lock);
+	int old_out = c->own_out_fd ? c->out_fd : -1;
+	c->out_fd = out_fd;
+	c->own_out_fd = own && out_fd >= 0;
+	c->congested = false;
+	c->out_not_socket = false;
+	pthread_mutex_unlock(&c->out_lock);
+	watch_input_locked(c);
+	pthread_mutex_unlock(&c->lock);
+	if (old_in >= 0)
+		close(old_in);
+	if (old_out >= 0 && old_out != old_in)
+		close(old_out);
+}
+
+void chardev_set_log(struct chardev *c, int log_fd)
+{
+	pthread_mutex_lock(&c->out_lock);
+	if (c->log_fd >= 0)
+		close(c->log_fd);
+	c->log_fd = log_fd;
+	c->log_failed = false;
+	pthread_mutex_unlock(&c->out_lock);
 }
 
 /* ---- specs ---- */
@@ -302,14 +376,65 @@ static int chardev_fd_open_spec(const char *args, struct evloop *loop, struct ch
 
 static const struct {
 	const char *name;
-	bool listed; /* named in the "expected" list of the error message */
 	int (*open)(const char *args, struct evloop *loop, struct chardev **out, char *err,
 		    size_t errlen);
 } backends[] = {
-	{ "stdio", true, chardev_stdio_open },
-	{ "fd", false, chardev_fd_open_spec },
+	{ "stdio", chardev_stdio_open },
+	{ "tcp", chardev_tcp_open },
+	{ "fd", chardev_fd_open_spec }, /* not advertised: tests and internal use */
 };
 
+#define EXPECTED_BACKENDS "stdio, a path for a pty, tcp=[ADDRESS:]PORT, log=FILE"
+
+/* "log=FILE": created (mode 0644 less the umask) or truncated. */
+static int open_log(const char *path, int *fd, char *err, size_t errlen)
+{
+	if (!*path) {
+		snprintf(err, errlen, "log=: missing the file name");
+		return -EINVAL;
+	}
+	*fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+	if (*fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "log=%s: %s", path, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+static int open_backend(const char *spec, size_t speclen, struct evloop *loop,
+			struct chardev **out, char *err, size_t errlen)
+{
+	char *copy = strndup(spec, speclen);
+	if (!copy) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int r = -EINVAL;
+	char *eq = strchr(copy, '=');
+	size_t nlen = eq ? (size_t)(eq - copy) : strlen(copy);
+	const char *args = eq ? eq + 1 : "";
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+		if (strlen(backends[i].name) == nlen && !strncmp(copy, backends[i].name, nlen)) {
+			r = backends[i].open(args, loop, out, err, errlen);
+			goto done;
+		}
+	}
+	/* bhyve names a device node (/dev/nmdm0A); here any path is where
+	 * the symlink to a new pty goes. */
+	if (strchr(copy, '/')) {
+		r = chardev_pty_open(copy, loop, out, err, errlen);
+		goto done;
+	}
+	snprintf(err, errlen, "unknown serial backend '%s' (expected %s)", copy,
+		 EXPECTED_BACKENDS);
+done:
+	free(copy);
+	return r;
+}
+
+/* spec: BACKEND, BACKEND,log=FILE or log=FILE (output only). FILE is the
+ * rest of the spec, commas and all. */
 int chardev_open(const char *spec, struct evloop *loop, struct chardev **out, char *err,
 		 size_t errlen)
 {
@@ -318,21 +443,39 @@ int chardev_open(const char *spec, struct evloop *loop, struct chardev **out, ch
 	*out = NULL;
 	if (!spec)
 		spec = "";
-	const char *eq = strchr(spec, '=');
-	size_t nlen = eq ? (size_t)(eq - spec) : strlen(spec);
-	const char *args = eq ? eq + 1 : "";
-	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
-		if (strlen(backends[i].name) == nlen && !strncmp(spec, backends[i].name, nlen))
-			return backends[i].open(args, loop, out, err, errlen);
+	const char *log_path = NULL;
+	size_t speclen = strlen(spec);
+	if (!strncmp(spec, "log=", 4)) {
+		log_path = spec + 4;
+		speclen = 0;
+	} else {
+		const char *l = strstr(spec, ",log=");
+		if (l) {
+			log_path = l + 5;
+			speclen = (size_t)(l - spec);
+		}
 	}
-	char expected[128] = "";
-	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
-		if (!backends[i].listed)
-			continue;
-		size_t l = strlen(expected);
-		snprintf(expected + l, sizeof(expected) - l, "%s%s", l ? ", " : "",
-			 backends[i].name);
+	if (!speclen && !log_path) {
+		snprintf(err, errlen, "missing the serial backend (expected %s)", EXPECTED_BACKENDS);
+		return -EINVAL;
 	}
-	snprintf(err, errlen, "unknown serial backend '%s' (expected %s)", spec, expected);
-	return -EINVAL;
+	int log_fd = -1, r;
+	if (log_path && (r = open_log(log_path, &log_fd, err, errlen)))
+		return r;
+	if (speclen) {
+		r = open_backend(spec, speclen, loop, out, err, errlen);
+	} else {
+		struct chardev_fd_config cfg = { .in_fd = -1, .out_fd = -1 };
+		r = chardev_fd_new(loop, &cfg, out);
+		if (r)
+			snprintf(err, errlen, "%s", strerror(-r));
+	}
+	if (r) {
+		if (log_fd >= 0)
+			close(log_fd);
+		return r;
+	}
+	if (log_fd >= 0)
+		chardev_set_log(*out, log_fd);
+	return 0;
 }

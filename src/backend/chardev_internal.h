@@ -1,5 +1,5 @@
 /* Private to the character backends: the fd-backed core every backend
- * (stdio now; pty and tcp later) builds on. Devices use chardev.h only. */
+ * (stdio, pty, tcp) builds on. Devices use chardev.h only. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,6 +14,10 @@ struct chardev_fd_config {
 	/* Called once from chardev_close, after the fds are released. */
 	void (*on_close)(void *opaque);
 	void *close_opaque;
+	/* Called on the loop thread, without chardev locks, when input ends
+	 * (EOF or a read error), after the input fd stopped being watched.
+	 * NULL: input simply ends. */
+	void (*on_input_end)(void *opaque);
 };
 
 /* A chardev over a pair of fds. in_fd should be non-blocking. Input is
@@ -21,6 +25,21 @@ struct chardev_fd_config {
 int chardev_fd_new(struct evloop *loop, const struct chardev_fd_config *cfg,
 		   struct chardev **out);
 
+/* Replace both fds (a socket client that comes and goes); the old ones
+ * are closed if owned, the new ones are owned when own is set. -1, -1
+ * leaves the chardev without input and dropping output. Call from the
+ * loop thread (or with the loop stopped). */
+void chardev_fd_replace(struct chardev *chr, int in_fd, int out_fd, bool own);
+
+/* Also write everything the device sends to log_fd (owned from now on). */
+void chardev_set_log(struct chardev *chr, int log_fd);
+
 /* Backends, by name; args is what follows "name=" (or "" when none). */
 int chardev_stdio_open(const char *args, struct evloop *loop, struct chardev **out,
 		       char *err, size_t errlen);
+/* args: the path of the symlink to create. */
+int chardev_pty_open(const char *args, struct evloop *loop, struct chardev **out,
+		     char *err, size_t errlen);
+/* args: "[address:]port". */
+int chardev_tcp_open(const char *args, struct evloop *loop, struct chardev **out,
+		     char *err, size_t errlen);

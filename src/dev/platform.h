@@ -37,6 +37,23 @@ struct platform {
 	 * any other value for debug-exit). The first request wins. Callable
 	 * from any thread; returns at once. */
 	void (*request_exit)(struct platform *p, int status, const char *reason);
+
+	/* Interrupt and doorbell plumbing for PCI devices (src/vmm/irq_routing.c).
+	 * Each may be NULL (unit tests, or a VMM without them): devices then
+	 * fall back to signal_msi and to handling notify writes themselves.
+	 * All are callable from any thread. */
+	/* Route a new GSI to an MSI message; returns the GSI or -errno. */
+	int (*msi_route_add)(struct platform *p, uint64_t addr, uint32_t data);
+	int (*msi_route_update)(struct platform *p, unsigned gsi, uint64_t addr, uint32_t data);
+	void (*msi_route_remove)(struct platform *p, unsigned gsi);
+	/* Writes to eventfd fd inject gsi, without this process (irqfd). */
+	int (*irqfd)(struct platform *p, int fd, unsigned gsi, bool assign);
+	/* Guest writes to [addr, addr+len) (len 0: any width, MMIO only)
+	 * signal eventfd fd instead of exiting to a vCPU thread (ioeventfd). */
+	int (*ioeventfd)(struct platform *p, int fd, uint64_t addr, unsigned len, bool pio,
+			 bool assign);
+	/* Deliver one MSI message now. */
+	void (*signal_msi)(struct platform *p, uint64_t addr, uint32_t data);
 	void *vmm; /* the VMM's own, opaque to devices */
 };
 

@@ -127,9 +127,27 @@ int guest_mem_e820(const struct guest_mem *gm, struct e820_entry *out)
 	if (gm->low_size > GUEST_BIOS_AREA_END)
 		out[n++] = (struct e820_entry){ GUEST_BIOS_AREA_END,
 						gm->low_size - GUEST_BIOS_AREA_END, E820_RAM };
+	for (unsigned i = 0; i < gm->nr_reserved; i++)
+		out[n++] = (struct e820_entry){ gm->reserved[i].addr, gm->reserved[i].size,
+						E820_RESERVED };
 	if (gm->high_size)
 		out[n++] = (struct e820_entry){ GUEST_HIGHMEM_BASE, gm->high_size, E820_RAM };
 	return n;
+}
+
+int guest_mem_reserve(struct guest_mem *gm, uint64_t addr, uint64_t size)
+{
+	if (size == 0 || addr < gm->low_size || addr + size < addr || addr + size > GUEST_HIGHMEM_BASE)
+		return -EINVAL;
+	if (gm->nr_reserved == sizeof(gm->reserved) / sizeof(gm->reserved[0]))
+		return -ENOSPC;
+	/* Kept sorted by address, as the e820 map is. */
+	unsigned i = gm->nr_reserved++;
+	for (; i > 0 && gm->reserved[i - 1].addr > addr; i--)
+		gm->reserved[i] = gm->reserved[i - 1];
+	gm->reserved[i].addr = addr;
+	gm->reserved[i].size = size;
+	return 0;
 }
 
 uint64_t guest_mem_resident_bytes(const struct guest_mem *gm)

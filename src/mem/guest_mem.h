@@ -22,6 +22,10 @@ struct guest_mem {
 	uint64_t size;      /* all RAM */
 	uint64_t low_size;  /* RAM below GUEST_LOWMEM_LIMIT */
 	uint64_t high_size; /* RAM from GUEST_HIGHMEM_BASE */
+	/* MMIO ranges in the hole that the e820 map marks reserved (PCI ECAM),
+	 * added with guest_mem_reserve(). */
+	unsigned nr_reserved;
+	struct { uint64_t addr, size; } reserved[2];
 };
 
 /* A RAM region in guest-physical terms, for the KVM memory slots. */
@@ -65,5 +69,8 @@ struct e820_entry {
 	uint32_t type;
 };
 #define E820_MAX_ENTRIES 8
+/* Mark [addr, addr+size) in the MMIO hole reserved in the e820 map.
+ * Returns 0, -EINVAL (not inside the hole) or -ENOSPC. */
+int guest_mem_reserve(struct guest_mem *gm, uint64_t addr, uint64_t size);
 /* Fills out[] (E820_MAX_ENTRIES) and returns the count. */
 int guest_mem_e820(const struct guest_mem *gm, struct e820_entry *out);

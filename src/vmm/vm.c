@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/sysinfo.h>
@@ -16,6 +18,7 @@
 
 #include "util/evloop.h"
 #include "util/log.h"
+#include "vmm/irq_routing.h"
 #include "vmm/kvm.h"
 #include "vmm/vm_internal.h"
 
@@ -253,7 +256,7 @@ int vm_create(const struct vm_options *opt, struct vm **out, char *err, size_t e
 		.request_exit = platform_request_exit_hook,
 		.vmm = vm,
 	};
-	if (!vm->platform.pio || !vm->platform.mmio) {
+	if (!vm->platform.pio || !vm->platform.mmio || irq_routing_attach(vm)) {
 		snprintf(err, errlen, "out of memory");
 		r = -ENOMEM;
 		goto fail;
@@ -275,6 +278,7 @@ void vm_destroy(struct vm *vm)
 	free(vm->vcpus);
 	io_bus_destroy(vm->platform.pio);
 	io_bus_destroy(vm->platform.mmio);
+	irq_routing_detach(vm);
 	evloop_destroy(vm->loop);
 	int *fds[] = { &vm->exit_eventfd, &vm->signal_fd, &vm->halt_timer_fd, &vm->post_eventfd };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
@@ -354,34 +358,53 @@ static int compare_int(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
+struct teardown_args {
+	int gate;
+	int nkeep;
+	int keep[TOPOLOGY_MAX_CPUS + 4];
+};
+
+/* Runs in a process that shares khyve's address space but has its own
+ * descriptor table: it keeps only the VM's descriptors, and waits for
+ * khyve to be gone. Only async-signal-safe calls: khyve has threads. */
+static int teardown_main(void *opaque)
+{
+	const struct teardown_args *t = opaque;
+	int next = 0;
+	for (int i = 0; i < t->nkeep; i++) {
+		if (t->keep[i] > next)
+			close_range((unsigned)next, (unsigned)t->keep[i] - 1, 0);
+		next = t->keep[i] + 1;
+	}
+	close_range((unsigned)next, ~0u, 0);
+	char byte;
+	while (read(t->gate, &byte, 1) < 0 && errno == EINTR)
+		;
+	_exit(0);
+}
+
 _Noreturn void vm_exit_process(struct vm *vm, int status)
 {
-	int keep[TOPOLOGY_MAX_CPUS + 4];
-	int nkeep = 0;
+	/* The teardown process shares the address space (CLONE_VM) so that
+	 * neither the guest memory nor the VM dies with this process: both
+	 * go when it exits, after whoever waits for khyve has been told. */
+	const size_t stack_size = 64 * 1024;
+	uint8_t *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	int gate[2];
-	if (pipe2(gate, O_CLOEXEC) < 0)
+	if (stack == MAP_FAILED || pipe2(gate, O_CLOEXEC) < 0)
 		exit(status);
-	keep[nkeep++] = gate[0];
-	keep[nkeep++] = vm->vm_fd;
+	struct teardown_args *t = (struct teardown_args *)stack;
+	t->nkeep = 0;
+	t->gate = gate[0];
+	t->keep[t->nkeep++] = gate[0];
+	t->keep[t->nkeep++] = vm->vm_fd;
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		if (vm->vcpus[i].fd >= 0)
-			keep[nkeep++] = vm->vcpus[i].fd;
-	qsort(keep, (size_t)nkeep, sizeof(int), compare_int);
-	pid_t pid = fork();
-	if (pid == 0) {
-		/* Only async-signal-safe calls here: the parent has threads. */
-		int next = 0;
-		for (int i = 0; i < nkeep; i++) {
-			if (keep[i] > next)
-				close_range((unsigned)next, (unsigned)keep[i] - 1, 0);
-			next = keep[i] + 1;
-		}
-		close_range((unsigned)next, ~0u, 0);
-		char byte;
-		while (read(gate[0], &byte, 1) < 0 && errno == EINTR)
-			;
-		_exit(0);
-	}
+			t->keep[t->nkeep++] = vm->vcpus[i].fd;
+	qsort(t->keep, (size_t)t->nkeep, sizeof(int), compare_int);
+	if (clone(teardown_main, stack + stack_size, CLONE_VM, t) < 0)
+		exit(status);
 	close(gate[0]);
 	/* gate[1] closes when this process is gone, releasing the child. */
 	exit(status);

@@ -40,6 +40,7 @@ struct vm {
 	int signal_fd;
 	int halt_timer_fd;
 	int post_eventfd;
+	struct irq_routing *irq_routing; /* irq_routing.c */
 	vm_signal_handler signal_handler;
 	void *signal_opaque;
 
