@@ -7,6 +7,7 @@
 
 #include "util/log.h"
 #include "util/parse.h"
+#include "pci/slots.h"
 #include "vmm/machine.h"
 
 #define EXIT_USAGE VM_EXIT_ERROR
@@ -80,19 +81,16 @@ static int parse_lpc(struct machine_config *cfg, const char *arg)
 	return 0;
 }
 
-/* PCI comes with its own issue; command lines that name the host bridge
- * and the LPC bridge already work, since both always exist. */
+/* Static: lives until exit, as the machine it describes. */
+static struct pci_config *pci_slots;
+
+/* "-s [bus:]slot[:function],emulation[,conf]" (pci/slots.c). */
 static int parse_slot(const char *arg)
 {
-	const char *comma = strchr(arg, ',');
-	if (!comma)
-		return usage_error("-s %s: expected slot[:func],emulation[,conf]", arg);
-	const char *emul = comma + 1;
-	size_t n = strcspn(emul, ",");
-	if ((n == 10 && !strncmp(emul, "hostbridge", n)) || (n == 3 && !strncmp(emul, "lpc", n)) ||
-	    (n == 14 && !strncmp(emul, "amd_hostbridge", n)))
-		return 0;
-	return usage_error("-s: unknown or unsupported PCI emulation in '%s'", arg);
+	char err[512];
+	if (pci_config_add(&pci_slots, arg, err, sizeof(err)))
+		return usage_error("%s", err);
+	return 0;
 }
 
 /* For benchmarks: what the guest touched versus what khyve itself uses. */
@@ -233,6 +231,7 @@ int main(int argc, char **argv)
 		return usage_error("%s: nothing to boot: give --kernel FILE", cfg.vm.name);
 	cfg.boot.modules = modules;
 	cfg.boot.nr_modules = nmodules;
+	cfg.pci = pci_slots;
 
 	vm_block_signals();
 	struct machine *m;

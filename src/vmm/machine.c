@@ -15,7 +15,10 @@
 #include "dev/reset_cf9.h"
 #include "dev/rtc.h"
 #include "dev/uart16550.h"
+#include "pci/pci.h"
+#include "pci/slots.h"
 #include "util/log.h"
+#include "vmm/irq_routing.h"
 
 static const struct lpc_device_info lpc_devices[] = {
 	{ "com1", 0x3f8, 4 },
@@ -43,6 +46,7 @@ struct machine {
 	struct fw_cfg *fw_cfg;
 	struct debug_exit *debug_exit;
 	struct chardev *stdio_console; /* the com port on stdio, if any */
+	struct pci_machine *pci;
 };
 
 /* SIGTERM presses the power button when the guest listens for it;
@@ -83,6 +87,11 @@ int machine_build(const struct machine_config *cfg, struct machine **out, char *
 	int r = vm_create(&cfg->vm, &m->vm, err, errlen);
 	if (r)
 		goto fail;
+	/* The PCI ECAM area, before anything copies the e820 map. */
+	if (cfg->pci && (r = vm_reserve_mmio(m->vm, PCI_ECAM_BASE, PCI_ECAM_SIZE))) {
+		fail_with(err, errlen, r, "reserving the PCI ECAM area");
+		goto fail;
+	}
 	struct platform *p = vm_platform(m->vm);
 	const struct guest_mem *gm = vm_mem(m->vm);
 
@@ -150,6 +159,8 @@ int machine_build(const struct machine_config *cfg, struct machine **out, char *
 	desc.ioapic_id = (uint8_t)(max_apic + 1);
 	for (int i = 0; i < MACHINE_COM_PORTS; i++)
 		desc.com_present[i] = cfg->com_backend[i] != NULL;
+	if (cfg->pci && (r = pci_machine_create(p, cfg->pci, &desc, &m->pci, err, errlen)))
+		goto fail;
 	if ((r = mptable_build(gm, &desc))) {
 		fail_with(err, errlen, r, "building the MP table");
 		goto fail;
@@ -191,6 +202,7 @@ void machine_destroy(struct machine *m)
 {
 	if (!m)
 		return;
+	pci_machine_destroy(m->pci);
 	if (m->debug_exit)
 		debug_exit_destroy(m->debug_exit);
 	if (m->fw_cfg)

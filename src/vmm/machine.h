@@ -19,6 +19,7 @@ struct machine_config {
 	bool rtc_localtime;
 	struct boot_request boot;
 	const char *dump_acpi_dir; /* write the ACPI tables there */
+	const struct pci_config *pci; /* the -s devices (pci/slots.h); NULL: no PCI bus */
 };
 
 struct machine;

@@ -9,6 +9,8 @@
  *   MODULE <i>: addr=0x<hex> size=<bytes> sum=0x<8 hex> crc32=0x<8 hex> head=<hex of first 16 bytes> cmdline=<module cmdline>
  *   RAM: total=<bytes> (<MiB> MiB)
  *   RSDP: 0x<hex> (from boot info) | RSDP: none (from boot info)
+ *   UNCLAIMED: inb=0x.. inw=0x.... inl=0x........   (reads of unclaimed port 0x5a0)
+ *   HYPERVISOR: signature=<CPUID 0x40000000> max_leaf=0x.. features=0x..
  *   FWCFG: signature=QEMU ram=<bytes> cpus=<n> max_cpus=<n>  |  FWCFG: absent (signature=<4 bytes hex>)
  *   PASS
  */
@@ -67,6 +69,24 @@ int main(void)
     else
         printf("FWCFG: absent (signature=%02x%02x%02x%02x)\n", (uint8_t)sig[0], (uint8_t)sig[1],
                (uint8_t)sig[2], (uint8_t)sig[3]);
+    /* Nothing answers port 0x5a0: reads float high, as on real hardware. */
+    printf("UNCLAIMED: inb=0x%x inw=0x%x inl=0x%x\n", inb(0x5a0), inw(0x5a0), inl(0x5a0));
+    uint32_t eax, ebx, ecx, edx;
+    cpuid(0x40000000, &eax, &ebx, &ecx, &edx);
+    char hv[13];
+    memcpy(hv, &ebx, 4);
+    memcpy(hv + 4, &ecx, 4);
+    memcpy(hv + 8, &edx, 4);
+    hv[12] = '\0';
+    for (int i = 0; i < 12; i++)
+        if (hv[i] < 0x20 || hv[i] > 0x7e)
+            hv[i] = hv[i] ? '?' : '\0';
+    uint32_t features = 0;
+    if (eax >= 0x40000001) {
+        uint32_t b2, c2, d2;
+        cpuid(0x40000001, &features, &b2, &c2, &d2);
+    }
+    printf("HYPERVISOR: signature=%s max_leaf=0x%x features=0x%x\n", hv, eax, features);
     if (!b->valid)
         test_fail("no valid boot information (protocol=%s, info=0x%x)", boot_protocol_name(),
                   b->info_addr);

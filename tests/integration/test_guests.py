@@ -85,6 +85,14 @@ def test_boot_protocol_handover(image, protocol, module_files):
     assert "FWCFG: signature=QEMU ram=67108864 cpus=1 max_cpus=1" in r.out
 
 
+def test_unclaimed_ports_read_all_ones_and_kvm_leaves_are_visible():
+    r = passed(run_guest("bootinfo"))
+    assert "UNCLAIMED: inb=0xff inw=0xffff inl=0xffffffff" in r.out
+    m = re.search(r"HYPERVISOR: signature=(\S*) max_leaf=(\w+) features=(\w+)", r.out)
+    assert m and m.group(1) == "KVMKVMKVM" and int(m.group(2), 16) >= 0x40000001
+    assert int(m.group(3), 16) & (1 << 3)  # KVM_FEATURE_CLOCKSOURCE2: kvmclock
+
+
 def test_memory_above_4g():
     r = passed(run_guest("bootinfo", mem="5G"))
     m = e820(r.out)
