@@ -700,7 +700,10 @@ int pci_bus_create(struct platform *p, struct pci_bus **out)
 	bus->mmio64_base = (top + PCI_MMIO64_ALIGN - 1) & ~(PCI_MMIO64_ALIGN - 1);
 	bus->mmio64_size = bus->mmio64_base + PCI_MMIO64_WINDOW <= PCI_MMIO64_LIMIT
 				   ? PCI_MMIO64_WINDOW : 0;
-	int r = io_bus_register(p->pio, PCI_CONFIG_ADDRESS_PORT, 4, &cf8_ops, bus, "pci-config");
+	/* 0xCF9 (the reset port) is another device's, so only 0xCF8 itself is
+	 * claimed: dword accesses at 0xCF8 still reach cf8_ops, since the bus
+	 * dispatches by start address. */
+	int r = io_bus_register(p->pio, PCI_CONFIG_ADDRESS_PORT, 1, &cf8_ops, bus, "pci-config");
 	if (r)
 		goto fail;
 	bus->cfg_ports = true;

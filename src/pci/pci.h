@@ -14,7 +14,10 @@
  * capabilities, and then the bus is "sealed" (pci_bus_finish): BARs get
  * addresses, decoding is switched on (there is no firmware to do it) and
  * the INTx routes are fixed. Config accesses are serialized by one bus
- * lock; device callbacks run with it held. */
+ * lock; device callbacks run with it held.
+ *
+ * Lock order: bus lock, then a device's own lock, then a function's
+ * irq_lock. Device threads never take the bus lock. */
 #pragma once
 #include <pthread.h>
 #include <stdatomic.h>
