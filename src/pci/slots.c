@@ -9,9 +9,11 @@
 #include "util/parse.h"
 
 extern const struct pci_emul pci_emul_hostbridge, pci_emul_amd_hostbridge, pci_emul_lpc;
+extern const struct pci_emul pci_emul_virtio_rnd;
 
 static const struct pci_emul *const emulations[] = {
 	&pci_emul_hostbridge, &pci_emul_amd_hostbridge, &pci_emul_lpc,
+	&pci_emul_virtio_rnd,
 };
 #define NEMUL (sizeof(emulations) / sizeof(emulations[0]))
 
