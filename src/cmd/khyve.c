@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug/gdb_stub.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "pci/slots.h"
@@ -15,12 +16,14 @@
 
 /* Static: the strings they point to live until exit. */
 static struct boot_module modules[MAX_MODULES];
+static const char *gdb_spec; /* -g PORT or -G [w][address:]port */
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: khyve [-AHPSuw] [-c [[cpus=]n][,sockets=n][,cores=n][,threads=n]]\n"
-		"             [-m memsize[K|M|G|T]] [-l comN,stdio] [-s slot,emulation[,conf]]\n"
+		"             [-m memsize[K|M|G|T]] [-l comN,backend] [-s slot,emulation[,conf]]\n"
+		"             [-g port | -G [w][address:]port]\n"
 		"             [--kernel FILE [--initrd FILE]... [--append CMDLINE]\n"
 		"              [--boot-format auto|linux|pvh|multiboot]]\n"
 		"             [--debug-exit[=PORT]] [--dump-acpi DIR] vmname\n"
@@ -153,8 +156,13 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case 'g':
+			if (strspn(optarg, "0123456789") != strlen(optarg) || !optarg[0])
+				return usage_error("-g: '%s' is not a port (or use -G [w][address:]port)", optarg);
+			gdb_spec = optarg;
+			break;
 		case 'G':
-			return usage_error("-%s: the GDB stub is not available yet", opt == 'g' ? "g" : "G");
+			gdb_spec = optarg;
+			break;
 		case OPT_KERNEL:
 			cfg.boot.kernel_path = optarg;
 			break;
@@ -239,7 +247,15 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return VM_EXIT_ERROR;
 	}
+	struct gdb_stub *gdb = NULL;
+	if (gdb_spec && gdb_stub_create(machine_vm(m), gdb_spec, &gdb, err, sizeof(err))) {
+		log_error("-%c %s: %s", strspn(gdb_spec, "0123456789") == strlen(gdb_spec) ? 'g' : 'G',
+			  gdb_spec, err);
+		machine_destroy(m);
+		return VM_EXIT_ERROR;
+	}
 	int status = machine_run(m);
+	gdb_stub_vm_exited(gdb, status);
 	const char *why = machine_exit_reason(m);
 	/* Errors were reported where they happened, with the vCPU's state. */
 	if (status == VM_EXIT_HALT || status == VM_EXIT_TRIPLE_FAULT)

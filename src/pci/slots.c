@@ -9,11 +9,13 @@
 #include "util/parse.h"
 
 extern const struct pci_emul pci_emul_hostbridge, pci_emul_amd_hostbridge, pci_emul_lpc;
-extern const struct pci_emul pci_emul_virtio_rnd;
+extern const struct pci_emul pci_emul_virtio_rnd, pci_emul_virtio_blk, pci_emul_virtio_net,
+	pci_emul_virtio_console;
 
 static const struct pci_emul *const emulations[] = {
 	&pci_emul_hostbridge, &pci_emul_amd_hostbridge, &pci_emul_lpc,
-	&pci_emul_virtio_rnd,
+	&pci_emul_virtio_blk, &pci_emul_virtio_net, &pci_emul_virtio_rnd,
+	&pci_emul_virtio_console,
 };
 #define NEMUL (sizeof(emulations) / sizeof(emulations[0]))
 

@@ -4,7 +4,6 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "util/log.h"
 
 /* Ring layout (2.7): desc[size] of 16 bytes; avail: flags, idx,
  * ring[size], used_event; used: flags, idx, {id, len}[size], avail_event. */
@@ -79,11 +78,8 @@ bad:
 
 static int fail(struct virtqueue *vq, enum vq_error e)
 {
-	if (vq->error == VQ_OK) {
-		vq->error = e;
-		log_guest("virtqueue at 0x%llx: %s; the device needs a reset",
-			  (unsigned long long)vq->desc_gpa, vq_error_name(e));
-	}
+	if (vq->error == VQ_OK)
+		vq->error = e; /* the transport reports it */
 	vq->ready = false;
 	return -EINVAL;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bus/io_bus.h"
@@ -254,6 +255,10 @@ static void handle_io(struct vcpu *vcpu)
 		io_bus_access(vcpu->vm->platform.pio, run->io.port, run->io.size, is_write, data);
 }
 
+static void vcpu_park(struct vcpu *vcpu);
+static void vcpu_debug_exit(struct vcpu *vcpu);
+static void vcpu_thread_done(struct vcpu *vcpu);
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -270,6 +275,10 @@ static void *vcpu_thread(void *arg)
 
 	char what[160];
 	while (atomic_load_explicit(&vm->exit_status, memory_order_relaxed) < 0) {
+		if (atomic_load(&vcpu->want_stop)) {
+			vcpu_park(vcpu);
+			continue;
+		}
 		int r = ioctl(vcpu->fd, KVM_RUN, 0);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
@@ -328,6 +337,9 @@ static void *vcpu_thread(void *arg)
 			if (atomic_exchange(&vcpu->check_halt, false))
 				answer_halt_check(vcpu);
 			break;
+		case KVM_EXIT_DEBUG:
+			vcpu_debug_exit(vcpu);
+			break;
 		default:
 			snprintf(what, sizeof(what), "unhandled KVM exit reason %u", run->exit_reason);
 			fail(vcpu, what);
@@ -335,6 +347,7 @@ static void *vcpu_thread(void *arg)
 		}
 	}
 	current_run = NULL;
+	vcpu_thread_done(vcpu);
 	return NULL;
 }
 
@@ -355,4 +368,163 @@ void vcpu_kick(struct vcpu *vcpu)
 {
 	if (vcpu->started)
 		pthread_kill(vcpu->thread, KICK_SIGNAL);
+}
+
+/* ---- Pausing for the debugger ----
+ * A vCPU asked to stop (want_stop) parks before its next KVM_RUN; the kick
+ * signal makes a KVM_RUN in progress return. While parked it waits on
+ * vm->pause_cond and runs the calls posted to it (vm_vcpu_call), so its
+ * registers and KVM_SET_GUEST_DEBUG are handled on its own thread. */
+
+static bool vcpu_is_idle(const struct vcpu *v)
+{
+	return !v->started || v->parked || v->done;
+}
+
+static void vcpu_park(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	pthread_mutex_lock(&vm->pause_lock);
+	vcpu->parked = true;
+	pthread_cond_broadcast(&vm->pause_cond);
+	for (;;) {
+		if (vcpu->call_pending) {
+			int (*fn)(void *, int) = vcpu->call_fn;
+			void *arg = vcpu->call_arg;
+			pthread_mutex_unlock(&vm->pause_lock);
+			int r = fn(arg, vcpu->fd);
+			pthread_mutex_lock(&vm->pause_lock);
+			vcpu->call_result = r;
+			vcpu->call_pending = false;
+			pthread_cond_broadcast(&vm->pause_cond);
+			continue;
+		}
+		if (!atomic_load(&vcpu->want_stop) || atomic_load(&vm->exit_status) >= 0)
+			break;
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	}
+	vcpu->parked = false;
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+static void vcpu_thread_done(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	pthread_mutex_lock(&vm->pause_lock);
+	vcpu->done = true;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+static void vcpu_debug_exit(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	if (!vm->debug_exit) {
+		fail(vcpu, "debug exit without a debugger");
+		return;
+	}
+	if (!vm->debug_exit(vm->debug_opaque, vcpu->index, vcpu->fd, &vcpu->run->debug.arch))
+		return;
+	/* Stop everyone; this vCPU parks at the top of its loop. */
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		atomic_store(&vm->vcpus[i].want_stop, true);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (i != vcpu->index)
+			vcpu_kick(&vm->vcpus[i]);
+}
+
+void vm_set_debug_handler(struct vm *vm, vm_debug_exit_fn fn, void *opaque)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->debug_exit = fn;
+	vm->debug_opaque = opaque;
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_hold_vcpus(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		atomic_store(&vm->vcpus[i].want_stop, true);
+}
+
+int vm_pause_vcpus(struct vm *vm, int timeout_ms)
+{
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		atomic_store(&vm->vcpus[i].want_stop, true);
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	int r = 0;
+	pthread_mutex_lock(&vm->pause_lock);
+	for (;;) {
+		bool all = true;
+		for (unsigned i = 0; i < vm->nvcpus; i++) {
+			if (!vcpu_is_idle(&vm->vcpus[i])) {
+				all = false;
+				vcpu_kick(&vm->vcpus[i]);
+			}
+		}
+		if (all)
+			break;
+		/* Kicks again every 10 ms: one can land just before a vCPU
+		 * blocks in a device handler rather than in KVM_RUN. */
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_nsec += 10000000L;
+		if (t.tv_nsec >= 1000000000L) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000L;
+		}
+		if (t.tv_sec > deadline.tv_sec ||
+		    (t.tv_sec == deadline.tv_sec && t.tv_nsec > deadline.tv_nsec))
+			t = deadline;
+		if (pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &t) == ETIMEDOUT &&
+		    (t.tv_sec == deadline.tv_sec && t.tv_nsec == deadline.tv_nsec)) {
+			r = -ETIMEDOUT;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+	return r;
+}
+
+int vm_vcpu_call(struct vm *vm, unsigned index, int (*fn)(void *arg, int vcpu_fd), void *arg)
+{
+	if (index >= vm->nvcpus)
+		return -EINVAL;
+	struct vcpu *v = &vm->vcpus[index];
+	pthread_mutex_lock(&vm->pause_lock);
+	if (!v->started || v->done) {
+		/* No thread uses the vCPU. */
+		pthread_mutex_unlock(&vm->pause_lock);
+		return fn(arg, v->fd);
+	}
+	if (!v->parked || v->call_pending) {
+		pthread_mutex_unlock(&vm->pause_lock);
+		return -EBUSY;
+	}
+	v->call_fn = fn;
+	v->call_arg = arg;
+	v->call_pending = true;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (v->call_pending)
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	int r = v->call_result;
+	pthread_mutex_unlock(&vm->pause_lock);
+	return r;
+}
+
+void vm_resume_vcpus(struct vm *vm, const bool *run)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (!run || run[i])
+			atomic_store(&vm->vcpus[i].want_stop, false);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 }

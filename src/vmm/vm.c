@@ -65,6 +65,10 @@ void vm_request_exit(struct vm *vm, int status, const char *reason)
 	if (!atomic_compare_exchange_strong(&vm->exit_status, &expected, status))
 		return;
 	snprintf(vm->exit_reason, sizeof(vm->exit_reason), "%s", reason ? reason : "");
+	/* vCPUs parked for the debugger leave. */
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	uint64_t one = 1;
 	ssize_t w = write(vm->exit_eventfd, &one, sizeof(one));
 	(void)w;
@@ -141,6 +145,8 @@ int vm_create(const struct vm_options *opt, struct vm **out, char *err, size_t e
 	vm->opt = *opt;
 	vm->vm_fd = vm->exit_eventfd = vm->signal_fd = vm->halt_timer_fd = vm->post_eventfd = -1;
 	atomic_init(&vm->exit_status, -1);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	struct kvm_cpuid2 *cpuid = NULL;
 	int r;
 

@@ -52,3 +52,26 @@ _Noreturn void vm_exit_process(struct vm *vm, int status);
 /* Block the signals the event loop takes through signalfd, in the calling
  * thread (call early in main, before any thread exists). */
 void vm_block_signals(void);
+
+/* ---- For the debugger (src/debug/) ----
+ * vCPUs can be paused: each parks before its next KVM_RUN, and while
+ * parked runs calls posted to it, so that its registers and debug state
+ * can be read and set (KVM wants vCPU ioctls from the vCPU's thread or
+ * while it is idle). */
+struct kvm_debug_exit_arch;
+/* Called on the vCPU's thread for a KVM_EXIT_DEBUG; vcpu_fd is that
+ * vCPU's. Return true to park every vCPU (the debugger reports a stop,
+ * then calls vm_pause_vcpus), false to let the vCPU go on. */
+typedef bool (*vm_debug_exit_fn)(void *opaque, unsigned index, int vcpu_fd,
+				 const struct kvm_debug_exit_arch *arch);
+void vm_set_debug_handler(struct vm *vm, vm_debug_exit_fn fn, void *opaque);
+/* Every vCPU parks before its first instruction (-G w); before vm_run. */
+void vm_hold_vcpus(struct vm *vm);
+/* Ask every vCPU to park and wait until all have (or their threads have
+ * ended). Not from a vCPU thread. 0, or -ETIMEDOUT. */
+int vm_pause_vcpus(struct vm *vm, int timeout_ms);
+/* Run fn(arg, vcpu_fd) on the parked vCPU's thread and return its result;
+ * -EBUSY when that vCPU is not parked. */
+int vm_vcpu_call(struct vm *vm, unsigned index, int (*fn)(void *arg, int vcpu_fd), void *arg);
+/* Let the vCPUs with run[i] set (all when run is NULL) go on. */
+void vm_resume_vcpus(struct vm *vm, const bool *run);

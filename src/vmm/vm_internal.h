@@ -22,6 +22,15 @@ struct vcpu {
 	uint64_t stat_blocking_off, stat_halt_wakeup_off;
 	uint64_t last_halt_wakeup;
 	atomic_bool check_halt;
+	/* Pausing for the debugger (end of vcpu.c); the rest under
+	 * vm->pause_lock. */
+	atomic_bool want_stop; /* park before the next KVM_RUN */
+	bool parked;
+	bool done; /* the thread has ended */
+	bool call_pending;
+	int (*call_fn)(void *arg, int vcpu_fd);
+	void *call_arg;
+	int call_result;
 };
 
 struct vm {
@@ -47,6 +56,12 @@ struct vm {
 	/* Halt detection: answers from kicked vCPUs for one round. */
 	atomic_int halt_answers;
 	atomic_int halt_yes;
+
+	/* Pausing for the debugger (end of vcpu.c). */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond; /* any change of parked/call/want_stop */
+	vm_debug_exit_fn debug_exit;
+	void *debug_opaque;
 };
 
 int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm_cpuid2 *supported,

@@ -1,0 +1,102 @@
+#include "backend/tap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int tap_open(const char *name, struct tap **out, char *err, size_t errlen)
+{
+	if (!name || !*name || strlen(name) >= IFNAMSIZ) {
+		snprintf(err, errlen, "'%s' is not a network interface name", name ? name : "");
+		return -EINVAL;
+	}
+	/* TUNSETIFF would create a missing interface: refuse instead. */
+	if (if_nametoindex(name) == 0) {
+		snprintf(err, errlen, "%s: no such network interface (create it with: ip tuntap add %s mode tap)",
+			 name, name);
+		return -ENODEV;
+	}
+	struct tap *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	int r;
+	t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (t->fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: /dev/net/tun: %s", name, strerror(errno));
+		goto fail;
+	}
+	unsigned features = 0;
+	if (ioctl(t->fd, TUNGETFEATURES, &features) < 0)
+		features = 0;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (features & IFF_VNET_HDR ? IFF_VNET_HDR : 0);
+	if (ioctl(t->fd, TUNSETIFF, &ifr) < 0) {
+		r = -errno;
+		if (errno == EINVAL)
+			snprintf(err, errlen, "%s: not a tap interface (or one set up for other flags)", name);
+		else if (errno == EBUSY)
+			snprintf(err, errlen, "%s: already in use by another program", name);
+		else
+			snprintf(err, errlen, "%s: cannot attach to it: %s", name, strerror(errno));
+		goto fail;
+	}
+	if (features & IFF_VNET_HDR) {
+		int sz = TAP_VNET_HDR_LEN;
+		t->vnet_hdr = ioctl(t->fd, TUNSETVNETHDRSZ, &sz) == 0;
+	}
+	/* Bring the link up (Linux's counterpart of up_on_open); without the
+	 * rights for it the interface stays as it is. */
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s >= 0) {
+		memset(&ifr, 0, sizeof(ifr));
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+		if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP)) {
+			ifr.ifr_flags |= IFF_UP;
+			t->brought_up = ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+		}
+		close(s);
+	}
+	*out = t;
+	return 0;
+fail:
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t);
+	return r;
+}
+
+int tap_set_offload(struct tap *t, bool csum, bool tso4, bool tso6, bool ecn)
+{
+	if (!t->vnet_hdr)
+		return csum || tso4 || tso6 ? -EOPNOTSUPP : 0;
+	unsigned off = 0;
+	if (csum) {
+		off |= TUN_F_CSUM;
+		if (tso4)
+			off |= TUN_F_TSO4;
+		if (tso6)
+			off |= TUN_F_TSO6;
+		if ((tso4 || tso6) && ecn)
+			off |= TUN_F_TSO_ECN;
+	}
+	return ioctl(t->fd, TUNSETOFFLOAD, (unsigned long)off) < 0 ? -errno : 0;
+}
+
+void tap_close(struct tap *t)
+{
+	if (!t)
+		return;
+	close(t->fd);
+	free(t);
+}

@@ -1,0 +1,22 @@
+/* A Linux tap interface by name, for virtio-net: frames carry a 12-byte
+ * virtio-net header (IFF_VNET_HDR) so checksum and segmentation offloads
+ * pass through, and khyve brings the link up when it opens it. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+
+#define TAP_VNET_HDR_LEN 12 /* struct virtio_net_hdr_mrg_rxbuf / _v1 */
+
+struct tap {
+	int fd; /* non-blocking */
+	char name[16];
+	bool vnet_hdr;   /* frames carry TAP_VNET_HDR_LEN bytes of header */
+	bool brought_up; /* the link was down and khyve set it up */
+};
+
+/* Attach to the existing tap interface name. A missing interface, or one
+ * that is not a tap, is an error with a one-line reason. */
+int tap_open(const char *name, struct tap **out, char *err, size_t errlen);
+/* Which offloads the guest takes on receive (TUNSETOFFLOAD). */
+int tap_set_offload(struct tap *t, bool csum, bool tso4, bool tso6, bool ecn);
+void tap_close(struct tap *t);
