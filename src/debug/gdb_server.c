@@ -9,7 +9,12 @@
  * what happens where nothing is mapped. Breakpoints gdb inserts with Z0
  * are int3 bytes in guest memory when the host's KVM intercepts int3
  * (reads show the original bytes, writes update them), otherwise they take
- * a debug register, as Z1 hardware breakpoints and Z2-Z4 watchpoints do. */
+ * a debug register, as Z1 hardware breakpoints and Z2-Z4 watchpoints do.
+ * Where the host's KVM does not fire debug-register breakpoints (a nested
+ * KVM that never arms them) or data breakpoints, breakpoints and write
+ * watchpoints are "traced": the running vCPUs go one instruction at a time
+ * and, on their own threads, compare RIP with the breakpoints and the
+ * watched bytes with their last values (gdb_server_classify). */
 #include "debug/gdb_server.h"
 
 #include <errno.h>
@@ -25,6 +30,8 @@
 #include "util/log.h"
 
 #define MAX_SW_BREAKPOINTS 256
+#define MAX_TRACED 64
+#define MAX_TRACED_WATCH 32 /* bytes one traced watchpoint may cover */
 #define NR_DEBUGREGS 4
 #define DR6_BS (1ull << 14)
 #define REPLY_MAX RSP_MAX_PAYLOAD
@@ -47,6 +54,15 @@ struct sw_bp {
 	uint8_t orig;
 };
 
+/* A breakpoint or write watchpoint served by tracing. */
+struct traced {
+	enum dr_kind kind; /* DR_EXEC_SW, DR_EXEC_HW or DR_WRITE */
+	uint64_t addr;     /* as gdb gave it */
+	unsigned len;
+	uint64_t gpa;      /* watchpoints: where the bytes are */
+	uint8_t last[MAX_TRACED_WATCH];
+};
+
 enum mem_mode { MEM_AUTO, MEM_VIRTUAL, MEM_PHYSICAL };
 
 struct gdb_server {
@@ -60,6 +76,7 @@ struct gdb_server {
 	int cur_c;                     /* Hc: -1 all */
 	enum gdb_sw_mode sw_mode;
 	enum mem_mode mem_mode;
+	int caps; /* GDB_CAP_*, -1 until asked */
 
 	/* Per vCPU: what it was told at the last resume; cached registers
 	 * while stopped. */
@@ -73,6 +90,10 @@ struct gdb_server {
 	struct sw_bp sw[MAX_SW_BREAKPOINTS];
 	unsigned nsw;
 	struct dr_slot dr[NR_DEBUGREGS];
+	struct traced tr[MAX_TRACED];
+	unsigned ntr;
+	bool *tracing;  /* per vCPU: traced since the last resume */
+	int *trace_hit; /* per vCPU: the traced entry it stopped on, or -1 */
 
 	char last_stop[160];
 	char reply[REPLY_MAX + 1];
@@ -235,13 +256,64 @@ static int write_memory(struct gdb_server *s, uint64_t addr, const uint8_t *buf,
 
 /* ---- breakpoints ---- */
 
+static unsigned caps_of(struct gdb_server *s)
+{
+	if (s->caps < 0)
+		s->caps = (int)s->t.capabilities(s->t.opaque);
+	return (unsigned)s->caps;
+}
+
 static bool use_int3(struct gdb_server *s)
 {
 	switch (s->sw_mode) {
 	case GDB_SW_INT3: return true;
-	case GDB_SW_DEBUGREG: return false;
-	default: return s->t.int3_intercepted(s->t.opaque);
+	case GDB_SW_DEBUGREG: case GDB_SW_TRACE: return false;
+	default: return caps_of(s) & GDB_CAP_INT3;
 	}
+}
+
+static bool use_trace_for_break(struct gdb_server *s)
+{
+	switch (s->sw_mode) {
+	case GDB_SW_TRACE: return true;
+	case GDB_SW_INT3: case GDB_SW_DEBUGREG: return false;
+	default: return !(caps_of(s) & GDB_CAP_HW_BREAK);
+	}
+}
+
+static int insert_traced(struct gdb_server *s, enum dr_kind kind, uint64_t addr, uint64_t len)
+{
+	for (unsigned i = 0; i < s->ntr; i++)
+		if (s->tr[i].kind == kind && s->tr[i].addr == addr && s->tr[i].len == len)
+			return 0;
+	if (s->ntr == MAX_TRACED)
+		return -ENOSPC;
+	struct traced t = { .kind = kind, .addr = addr, .len = (unsigned)len };
+	if (kind == DR_WRITE) {
+		uint64_t avail;
+		if (len == 0 || len > MAX_TRACED_WATCH)
+			return -EINVAL;
+		int r = translate(s, addr, &t.gpa, &avail);
+		if (r || avail < len || s->t.read_phys(s->t.opaque, t.gpa, t.last, (size_t)len))
+			return -EFAULT;
+	}
+	pthread_mutex_lock(&s->bp_lock);
+	s->tr[s->ntr++] = t;
+	pthread_mutex_unlock(&s->bp_lock);
+	return 0;
+}
+
+static void remove_traced(struct gdb_server *s, enum dr_kind kind, uint64_t addr, uint64_t len)
+{
+	pthread_mutex_lock(&s->bp_lock);
+	for (unsigned i = 0; i < s->ntr;) {
+		if (s->tr[i].kind == kind && s->tr[i].addr == addr &&
+		    (kind != DR_WRITE || s->tr[i].len == len))
+			s->tr[i] = s->tr[--s->ntr];
+		else
+			i++;
+	}
+	pthread_mutex_unlock(&s->bp_lock);
 }
 
 static int find_sw(struct gdb_server *s, uint64_t addr)
@@ -350,6 +422,7 @@ static void remove_all_breakpoints(struct gdb_server *s)
 	pthread_mutex_lock(&s->bp_lock);
 	for (unsigned i = 0; i < NR_DEBUGREGS; i++)
 		s->dr[i].kind = DR_FREE;
+	s->ntr = 0;
 	pthread_mutex_unlock(&s->bp_lock);
 }
 
@@ -378,7 +451,7 @@ static void guest_debug_config(struct gdb_server *s, struct gdb_guest_debug *d)
 static const char *dr_kind_name(enum dr_kind k)
 {
 	switch (k) {
-	case DR_EXEC_SW: return "breakpoint (Z0, in a debug register)";
+	case DR_EXEC_SW: return "breakpoint (Z0)";
 	case DR_EXEC_HW: return "hardware breakpoint";
 	case DR_WRITE: return "write watchpoint";
 	case DR_READ: return "read watchpoint";
@@ -403,6 +476,15 @@ static void describe_event(struct gdb_server *s, unsigned cpu, const struct gdb_
 	if (ev->exception == 3) {
 		if (s->gdb_swbreak)
 			snprintf(reason, sizeof(reason), "swbreak:;");
+	} else if (ev->exception == 1 && (ev->dr6 & DR6_BS) && s->tracing[cpu] &&
+		   s->trace_hit[cpu] >= 0 && s->trace_hit[cpu] < (int)s->ntr) {
+		const struct traced *t = &s->tr[s->trace_hit[cpu]];
+		if (t->kind == DR_EXEC_SW && s->gdb_swbreak)
+			snprintf(reason, sizeof(reason), "swbreak:;");
+		else if (t->kind == DR_EXEC_HW && s->gdb_hwbreak)
+			snprintf(reason, sizeof(reason), "hwbreak:;");
+		else if (t->kind == DR_WRITE)
+			snprintf(reason, sizeof(reason), "watch:%" PRIx64 ";", t->addr);
 	} else if (ev->exception == 1 && !(ev->dr6 & DR6_BS && s->run[cpu] == GDB_RUN_STEP)) {
 		for (unsigned i = 0; i < NR_DEBUGREGS; i++) {
 			const struct dr_slot *d = &s->dr[i];
@@ -438,10 +520,31 @@ enum gdb_verdict gdb_server_classify(struct gdb_server *s, unsigned cpu,
 				     const struct gdb_debug_event *ev)
 {
 	enum gdb_verdict v = GDB_VERDICT_REINJECT;
+	if (cpu >= s->t.ncpus)
+		return v;
 	pthread_mutex_lock(&s->bp_lock);
 	if (ev->exception == 1) {
-		if ((ev->dr6 & DR6_BS) && cpu < s->t.ncpus && s->run[cpu] == GDB_RUN_STEP)
+		if ((ev->dr6 & DR6_BS) && s->run[cpu] == GDB_RUN_STEP) {
 			v = GDB_VERDICT_STOP;
+		} else if ((ev->dr6 & DR6_BS) && s->tracing[cpu]) {
+			/* One traced instruction done: did it reach a
+			 * breakpoint or change a watched byte? */
+			v = GDB_VERDICT_CONTINUE;
+			for (unsigned i = 0; i < s->ntr && v == GDB_VERDICT_CONTINUE; i++) {
+				struct traced *t = &s->tr[i];
+				uint8_t now[MAX_TRACED_WATCH];
+				if (t->kind != DR_WRITE) {
+					if (t->addr == ev->pc)
+						v = GDB_VERDICT_STOP;
+				} else if (s->t.read_phys(s->t.opaque, t->gpa, now, t->len) == 0 &&
+					   memcmp(now, t->last, t->len)) {
+					memcpy(t->last, now, t->len);
+					v = GDB_VERDICT_STOP;
+				}
+				if (v == GDB_VERDICT_STOP)
+					s->trace_hit[cpu] = (int)i;
+			}
+		}
 		for (unsigned i = 0; i < NR_DEBUGREGS; i++)
 			if ((ev->dr6 & (1u << i)) && s->dr[i].kind != DR_FREE)
 				v = GDB_VERDICT_STOP;
@@ -462,12 +565,22 @@ static void resume(struct gdb_server *s, const enum gdb_run *run)
 {
 	struct gdb_guest_debug dbg;
 	guest_debug_config(s, &dbg);
+	enum gdb_run eff[s->t.ncpus];
 	pthread_mutex_lock(&s->bp_lock);
 	memcpy(s->run, run, sizeof(*run) * s->t.ncpus);
+	for (unsigned i = 0; i < s->t.ncpus; i++) {
+		eff[i] = s->ntr && run[i] == GDB_RUN_CONTINUE ? GDB_RUN_TRACE : run[i];
+		s->tracing[i] = eff[i] == GDB_RUN_TRACE;
+		s->trace_hit[i] = -1;
+	}
+	/* gdb may have written watched memory while stopped. */
+	for (unsigned i = 0; i < s->ntr; i++)
+		if (s->tr[i].kind == DR_WRITE)
+			s->t.read_phys(s->t.opaque, s->tr[i].gpa, s->tr[i].last, s->tr[i].len);
 	pthread_mutex_unlock(&s->bp_lock);
 	invalidate_states(s);
 	s->running = true;
-	if (s->t.resume(s->t.opaque, run, &dbg)) {
+	if (s->t.resume(s->t.opaque, eff, &dbg)) {
 		/* Nothing runs: say so as a stop, or gdb waits forever. */
 		s->running = false;
 		set_stop(s, SIGTRAP_NR, s->cur_g, NULL);
@@ -475,19 +588,19 @@ static void resume(struct gdb_server *s, const enum gdb_run *run)
 	}
 }
 
-/* "c [addr]" / "s [addr]": addr is the new RIP of the current thread. */
-static bool set_resume_pc(struct gdb_server *s, const char *arg)
+/* "c [addr]" / "s [addr]": addr is the new RIP of the thread Hc chose. */
+static bool set_resume_pc(struct gdb_server *s, unsigned who, const char *arg)
 {
 	uint64_t pc;
 	if (!*arg)
 		return true;
 	if (!rsp_parse_hex(&arg, &pc) || *arg)
 		return false;
-	struct x86_state *st = state_of(s, s->cur_g);
+	struct x86_state *st = state_of(s, who);
 	if (!st)
 		return false;
 	st->regs.rip = pc;
-	return write_state(s, s->cur_g, X86_PART_REGS) == 0;
+	return write_state(s, who, X86_PART_REGS) == 0;
 }
 
 static void handle_legacy_resume(struct gdb_server *s, char cmd, const char *arg)
@@ -502,13 +615,13 @@ static void handle_legacy_resume(struct gdb_server *s, char cmd, const char *arg
 		if (*arg)
 			arg++;
 	}
-	if (!set_resume_pc(s, arg)) {
+	unsigned who = s->cur_c >= 0 ? (unsigned)s->cur_c : s->cur_g;
+	if (!set_resume_pc(s, who, arg)) {
 		reply(s, "E01");
 		return;
 	}
 	enum gdb_run run[s->t.ncpus];
 	bool step = cmd == 's' || cmd == 'S';
-	unsigned who = s->cur_c >= 0 ? (unsigned)s->cur_c : s->cur_g;
 	for (unsigned i = 0; i < s->t.ncpus; i++)
 		run[i] = step ? (i == who ? GDB_RUN_STEP : GDB_RUN_STOP) : GDB_RUN_CONTINUE;
 	resume(s, run);
@@ -725,6 +838,20 @@ static void handle_write_reg(struct gdb_server *s, const char *p)
 	reply(s, write_state(s, s->cur_g, parts) ? "E05" : "OK");
 }
 
+static int insert_sw_break(struct gdb_server *s, uint64_t addr)
+{
+	if (use_int3(s))
+		return insert_int3(s, addr);
+	if (use_trace_for_break(s))
+		return insert_traced(s, DR_EXEC_SW, addr, 1);
+	int r = insert_dr(s, DR_EXEC_SW, addr, 1);
+	if (r == -ENOSPC)
+		log_warn("gdb: cannot insert a breakpoint at %#llx: all 4 debug registers are in use "
+			 "(this host's KVM does not intercept int3, so software breakpoints take debug "
+			 "registers too)", (unsigned long long)addr);
+	return r;
+}
+
 static void handle_breakpoint(struct gdb_server *s, const char *p, bool insert)
 {
 	char type = *p++;
@@ -735,55 +862,71 @@ static void handle_breakpoint(struct gdb_server *s, const char *p, bool insert)
 		return;
 	}
 	int r = 0;
+	bool hw_watch = caps_of(s) & GDB_CAP_HW_WATCH;
 	switch (type) {
 	case '0':
 		if (insert) {
-			if (use_int3(s)) {
-				r = insert_int3(s, addr);
-			} else {
-				r = insert_dr(s, DR_EXEC_SW, addr, 1);
-				if (r == -ENOSPC) {
-					log_warn("gdb: cannot insert a breakpoint at %#llx: all 4 debug "
-						 "registers are in use (this host's KVM does not intercept "
-						 "int3, so software breakpoints take debug registers too)",
-						 (unsigned long long)addr);
-					reply(s, "E.khyve: all 4 debug registers are in use; this host's KVM "
-						 "does not intercept int3, so software breakpoints take debug "
-						 "registers too");
-					return;
-				}
+			r = insert_sw_break(s, addr);
+			if (r == -ENOSPC && !use_int3(s)) {
+				reply(s, "E.khyve: all 4 debug registers are in use; this host's KVM does "
+					 "not intercept int3, so software breakpoints take debug registers too");
+				return;
 			}
 		} else {
 			int i = find_sw(s, addr);
 			if (i >= 0)
 				remove_int3_at(s, (unsigned)i);
 			remove_dr(s, DR_EXEC_SW, addr, 1);
+			remove_traced(s, DR_EXEC_SW, addr, 1);
 		}
 		break;
 	case '1':
-		if (insert)
-			r = insert_dr(s, DR_EXEC_HW, addr, 1);
-		else
+		if (!insert) {
 			remove_dr(s, DR_EXEC_HW, addr, 1);
+			remove_traced(s, DR_EXEC_HW, addr, 1);
+		} else if (use_trace_for_break(s)) {
+			r = insert_traced(s, DR_EXEC_HW, addr, 1);
+		} else {
+			r = insert_dr(s, DR_EXEC_HW, addr, 1);
+		}
+		break;
+	case '2':
+		if (!insert) {
+			remove_dr(s, DR_WRITE, addr, kind);
+			remove_traced(s, DR_WRITE, addr, kind);
+		} else if (hw_watch) {
+			r = insert_dr(s, DR_WRITE, addr, kind);
+		} else {
+			r = insert_traced(s, DR_WRITE, addr, kind);
+		}
 		break;
 	default: {
-		enum dr_kind k = type == '2' ? DR_WRITE : type == '3' ? DR_READ : DR_ACCESS;
-		if (insert)
-			r = insert_dr(s, k, addr, kind);
-		else
+		enum dr_kind k = type == '3' ? DR_READ : DR_ACCESS;
+		if (!insert) {
 			remove_dr(s, k, addr, kind);
+		} else if (!hw_watch) {
+			reply(s, "E.khyve: read and access watchpoints need data breakpoints, which this "
+				 "host's KVM does not fire");
+			log_warn("gdb: read and access watchpoints need data breakpoints, which this "
+				 "host's KVM does not fire; write watchpoints work (by tracing)");
+			return;
+		} else {
+			r = insert_dr(s, k, addr, kind);
+		}
 		break;
 	}
 	}
 	if (r == -ENOSPC) {
-		log_warn("gdb: cannot insert a %s at %#llx: all 4 debug registers are in use",
-			 type == '1' ? "hardware breakpoint" : "watchpoint", (unsigned long long)addr);
+		if (type != '0')
+			log_warn("gdb: cannot insert a %s at %#llx: all 4 debug registers are in use",
+				 type == '1' ? "hardware breakpoint" : "watchpoint",
+				 (unsigned long long)addr);
 		reply(s, "E.khyve: all 4 debug registers are in use");
-	}
-	else if (r)
+	} else if (r) {
 		reply_error(s, r);
-	else
+	} else {
 		reply(s, "OK");
+	}
 }
 
 static void handle_xfer_features(struct gdb_server *s, const char *p)
@@ -915,14 +1058,20 @@ static void monitor_translate(struct gdb_server *s, struct out *o, const char *a
 
 static void monitor_breakpoints(struct gdb_server *s, struct out *o)
 {
-	outf(o, "software breakpoints (Z0): %s; KVM %s int3 here\n",
-	     s->sw_mode == GDB_SW_INT3 ? "int3 (forced)" :
-	     s->sw_mode == GDB_SW_DEBUGREG ? "debug registers (forced)" :
-	     use_int3(s) ? "int3" : "debug registers",
-	     s->t.int3_intercepted(s->t.opaque) ? "intercepts" : "does not intercept");
+	unsigned caps = caps_of(s);
+	outf(o, "software breakpoints (Z0): %s%s\n",
+	     use_int3(s) ? "int3" : use_trace_for_break(s) ? "traced" : "debug registers",
+	     s->sw_mode == GDB_SW_AUTO ? "" : " (forced)");
+	outf(o, "this host's KVM: int3 %s, debug-register breakpoints %s, data breakpoints %s\n",
+	     caps & GDB_CAP_INT3 ? "intercepted" : "not intercepted",
+	     caps & GDB_CAP_HW_BREAK ? "fire" : "do not fire",
+	     caps & GDB_CAP_HW_WATCH ? "fire" : "do not fire (write watchpoints are traced)");
 	for (unsigned i = 0; i < s->nsw; i++)
 		outf(o, "int3 at %016llx (physical %016llx, saved byte %02x)\n",
 		     (unsigned long long)s->sw[i].addr, (unsigned long long)s->sw[i].gpa, s->sw[i].orig);
+	for (unsigned i = 0; i < s->ntr; i++)
+		outf(o, "traced %s at %016llx%s\n", dr_kind_name(s->tr[i].kind),
+		     (unsigned long long)s->tr[i].addr, s->tr[i].kind == DR_WRITE ? ", watched" : "");
 	for (unsigned i = 0; i < NR_DEBUGREGS; i++) {
 		if (s->dr[i].kind == DR_FREE)
 			outf(o, "dr%u: free\n", i);
@@ -940,9 +1089,10 @@ static const char monitor_help[] =
 	"  memmap                the guest's physical memory map\n"
 	"  translate ADDRESS     walk the page tables for a virtual address\n"
 	"  breakpoints           the breakpoints and watchpoints in place\n"
-	"  swbreak [auto|int3|debugreg]\n"
+	"  swbreak [auto|int3|debugreg|trace]\n"
 	"                        how software breakpoints are made (auto: int3 where\n"
-	"                        KVM intercepts it, else debug registers)\n"
+	"                        KVM intercepts it, else debug registers where they\n"
+	"                        fire, else by tracing the vCPUs)\n"
 	"  memory [auto|virtual|physical]\n"
 	"                        what addresses mean: virtual (translated by the page\n"
 	"                        tables; auto falls back to physical where nothing is\n"
@@ -996,8 +1146,10 @@ static void handle_monitor(struct gdb_server *s, const char *hex)
 			s->sw_mode = GDB_SW_INT3;
 		else if (!strcmp(arg, "debugreg"))
 			s->sw_mode = GDB_SW_DEBUGREG;
+		else if (!strcmp(arg, "trace"))
+			s->sw_mode = GDB_SW_TRACE;
 		else if (arg[0])
-			outf(o, "usage: monitor swbreak [auto|int3|debugreg]\n");
+			outf(o, "usage: monitor swbreak [auto|int3|debugreg|trace]\n");
 		if (!o->len)
 			monitor_breakpoints(s, o);
 	} else if (!strcmp(word, "memory")) {
@@ -1230,13 +1382,16 @@ struct gdb_server *gdb_server_new(const struct gdb_target *t, int signo)
 	s->run = calloc(t->ncpus, sizeof(*s->run));
 	s->cache = calloc(t->ncpus, sizeof(*s->cache));
 	s->cache_valid = calloc(t->ncpus, sizeof(*s->cache_valid));
-	if (!s->run || !s->cache || !s->cache_valid) {
+	s->tracing = calloc(t->ncpus, sizeof(*s->tracing));
+	s->trace_hit = calloc(t->ncpus, sizeof(*s->trace_hit));
+	if (!s->run || !s->cache || !s->cache_valid || !s->tracing || !s->trace_hit) {
 		gdb_server_free(s);
 		return NULL;
 	}
 	pthread_mutex_init(&s->bp_lock, NULL);
 	rsp_init(&s->parser);
 	s->cur_c = -1;
+	s->caps = -1;
 	set_stop(s, signo, 0, NULL);
 	return s;
 }
@@ -1250,6 +1405,8 @@ void gdb_server_free(struct gdb_server *s)
 	free(s->run);
 	free(s->cache);
 	free(s->cache_valid);
+	free(s->tracing);
+	free(s->trace_hit);
 	free(s);
 }
 
@@ -1269,6 +1426,8 @@ void gdb_server_detach(struct gdb_server *s, bool resume_guest)
 	struct gdb_guest_debug off = { .enable = false };
 	pthread_mutex_lock(&s->bp_lock);
 	memcpy(s->run, run, sizeof(run));
+	for (unsigned i = 0; i < s->t.ncpus; i++)
+		s->tracing[i] = false;
 	pthread_mutex_unlock(&s->bp_lock);
 	s->t.resume(s->t.opaque, run, &off);
 }

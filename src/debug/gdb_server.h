@@ -2,7 +2,10 @@
  * struct gdb_target (the VM in gdb_stub.c; a fake in the unit tests and
  * the fuzzer). It keeps the breakpoints: software ones as int3 patched
  * into guest memory where the target's KVM intercepts int3, else (and
- * for Z1-Z4) in the four debug registers.
+ * for Z1-Z4) in the four debug registers; where the host's KVM does not
+ * fire debug-register breakpoints (or data breakpoints), breakpoints (and
+ * write watchpoints) are checked after every instruction by tracing the
+ * running vCPUs.
  *
  * Threads: everything is called on one thread (the event loop), except
  * gdb_server_classify, which vCPU threads call while the target runs. */
@@ -13,7 +16,11 @@
 
 #include "debug/x86_regs.h"
 
-enum gdb_run { GDB_RUN_STOP, GDB_RUN_CONTINUE, GDB_RUN_STEP };
+/* STEP: one instruction with interrupts held off (gdb's step); TRACE:
+ * continue one instruction at a time with interrupts allowed, so that the
+ * server can check breakpoints and watchpoints the host's debug
+ * registers cannot serve. */
+enum gdb_run { GDB_RUN_STOP, GDB_RUN_CONTINUE, GDB_RUN_STEP, GDB_RUN_TRACE };
 
 /* What every vCPU's KVM_SET_GUEST_DEBUG should say (single-step is
  * added for the vCPUs that step). */
@@ -32,10 +39,19 @@ struct gdb_debug_event {
 	uint64_t pc; /* linear address */
 };
 
-enum gdb_verdict { GDB_VERDICT_STOP, GDB_VERDICT_REINJECT };
+/* STOP: ours, stop everything; REINJECT: the guest's own exception, give
+ * it back; CONTINUE: a traced step that hit nothing, go on. */
+enum gdb_verdict { GDB_VERDICT_STOP, GDB_VERDICT_REINJECT, GDB_VERDICT_CONTINUE };
+
+/* What the host's KVM can do for a debugger (probed): intercept int3
+ * (KVM_GUESTDBG_USE_SW_BP), fire instruction breakpoints and data
+ * breakpoints in debug registers (KVM_GUESTDBG_USE_HW_BP). */
+#define GDB_CAP_INT3 1u
+#define GDB_CAP_HW_BREAK 2u
+#define GDB_CAP_HW_WATCH 4u
 
 /* How Z0 (software breakpoints) are served. */
-enum gdb_sw_mode { GDB_SW_AUTO, GDB_SW_INT3, GDB_SW_DEBUGREG };
+enum gdb_sw_mode { GDB_SW_AUTO, GDB_SW_INT3, GDB_SW_DEBUGREG, GDB_SW_TRACE };
 
 struct gdb_target {
 	void *opaque;
@@ -56,8 +72,8 @@ struct gdb_target {
 	/* Stop every vCPU and wait for it. Returns 1 and fills cpu and ev if a
 	 * vCPU had meanwhile stopped for a debug event of ours, else 0. */
 	int (*pause)(void *opaque, unsigned *cpu, struct gdb_debug_event *ev);
-	/* Whether KVM intercepts int3 on this host. */
-	bool (*int3_intercepted)(void *opaque);
+	/* GDB_CAP_* of this host. */
+	unsigned (*capabilities)(void *opaque);
 	/* End the VM ('k'). */
 	void (*kill)(void *opaque);
 	/* Optional, for qThreadExtraInfo and monitor commands. */

@@ -58,7 +58,7 @@ struct gdb_stub {
 	bool hold;      /* -G w: held before the first instruction */
 	bool ever_ran;  /* the vCPUs have been let go at least once */
 	enum gdb_sw_mode sw_mode;
-	int int3_probe; /* -2 not yet probed, else kvm_probe_int3_intercept() */
+	int caps;       /* -1 not yet probed, else GDB_CAP_* */
 
 	int client_fd;
 	struct evloop_source *client_src;
@@ -216,6 +216,9 @@ static int t_resume(void *opaque, const enum gdb_run *run, const struct gdb_gues
 				c.dbg.control |= KVM_GUESTDBG_SINGLESTEP;
 				if (!stub->blockirq_unsupported)
 					c.dbg.control |= KVM_GUESTDBG_BLOCKIRQ;
+			} else if (run[i] == GDB_RUN_TRACE) {
+				/* Interrupts go on: the guest must keep running. */
+				c.dbg.control |= KVM_GUESTDBG_SINGLESTEP;
 			}
 		}
 		int r = vm_vcpu_call(stub->vm, i, set_debug_fn, &c);
@@ -256,18 +259,20 @@ static int t_pause(void *opaque, unsigned *cpu, struct gdb_debug_event *ev)
 	return pause_all(opaque, cpu, ev);
 }
 
-static bool t_int3_intercepted(void *opaque)
+static unsigned t_capabilities(void *opaque)
 {
 	struct gdb_stub *stub = opaque;
-	if (stub->int3_probe == -2) {
-		stub->int3_probe = kvm_probe_int3_intercept();
-		if (stub->int3_probe < 0)
-			log_warn("gdb: probing KVM's int3 interception failed (%s); software "
-				 "breakpoints use debug registers", strerror(-stub->int3_probe));
-		else
-			log_debug("gdb: KVM %s int3", stub->int3_probe ? "intercepts" : "does not intercept");
+	if (stub->caps < 0) {
+		unsigned k = kvm_probe_debug();
+		stub->caps = (int)((k & KVM_PROBE_INT3 ? GDB_CAP_INT3 : 0) |
+				   (k & KVM_PROBE_HW_BREAK ? GDB_CAP_HW_BREAK : 0) |
+				   (k & KVM_PROBE_HW_WATCH ? GDB_CAP_HW_WATCH : 0));
+		log_debug("gdb: this host's KVM: int3 %s, instruction breakpoints %s, data "
+			  "breakpoints %s", k & KVM_PROBE_INT3 ? "intercepted" : "not intercepted",
+			  k & KVM_PROBE_HW_BREAK ? "fire" : "do not fire",
+			  k & KVM_PROBE_HW_WATCH ? "fire" : "do not fire");
 	}
-	return stub->int3_probe == 1;
+	return (unsigned)stub->caps;
 }
 
 static void t_kill(void *opaque)
@@ -320,6 +325,7 @@ static bool on_debug_exit(void *opaque, unsigned index, int vcpu_fd,
 {
 	struct gdb_stub *stub = opaque;
 	struct gdb_debug_event ev = { .exception = arch->exception, .dr6 = arch->dr6, .pc = arch->pc };
+	if (getenv("KHYVE_GDB_TRACE_DEBUG")) fprintf(stderr, "dbg exit cpu %u exc %u dr6 %llx pc %llx\n", index, arch->exception, (unsigned long long)arch->dr6, (unsigned long long)arch->pc);
 	pthread_mutex_lock(&stub->lock);
 	if (!stub->attached) {
 		/* A late exit from before the debugger went away. */
@@ -327,6 +333,10 @@ static bool on_debug_exit(void *opaque, unsigned index, int vcpu_fd,
 		return false;
 	}
 	enum gdb_verdict v = gdb_server_classify(stub->server, index, &ev);
+	if (v == GDB_VERDICT_CONTINUE) {
+		pthread_mutex_unlock(&stub->lock);
+		return false;
+	}
 	struct kvm_guest_debug dbg = stub->dbg[index];
 	if (v == GDB_VERDICT_STOP && !stub->have_event) {
 		stub->have_event = true;
@@ -476,7 +486,7 @@ static void on_accept(void *opaque, uint32_t events)
 		.write_phys = t_write_phys,
 		.resume = t_resume,
 		.pause = t_pause,
-		.int3_intercepted = t_int3_intercepted,
+		.capabilities = t_capabilities,
 		.kill = t_kill,
 		.describe_cpu = t_describe_cpu,
 		.read_msr = t_read_msr,
@@ -511,7 +521,7 @@ int gdb_stub_create(struct vm *vm, const char *spec, struct gdb_stub **out, char
 	stub->loop = vm_loop(vm);
 	stub->ncpus = vm_vcpu_count(vm);
 	stub->client_fd = -1;
-	stub->int3_probe = -2;
+	stub->caps = -1;
 	stub->event_fd = -1;
 	for (int i = 0; i < MAX_REFUSED; i++)
 		stub->refused[i].fd = -1;

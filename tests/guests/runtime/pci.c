@@ -182,6 +182,47 @@ void pci_bar_set(uint16_t bdf, int n, uint64_t addr)
         pci_write(bdf, reg + 4, 4, (uint32_t)(addr >> 32));
 }
 
+unsigned pci_assign_bars(void)
+{
+    uint16_t bdfs[64];
+    unsigned n = pci_enumerate(bdfs, 64), placed = 0;
+    uint64_t mem = 0xc0000000ull, io = 0xc000;
+    if (n > 64)
+        n = 64;
+    for (unsigned i = 0; i < n; i++)
+        for (int b = 0; b < 6; b++) {
+            struct pci_bar_info bi = pci_bar(bdfs[i], b);
+            if (bi.kind == PCI_BAR_IO && bi.addr && bi.addr + bi.size > io)
+                io = bi.addr + bi.size;
+            else if (bi.kind != PCI_BAR_NONE && bi.kind != PCI_BAR_IO && bi.addr &&
+                     bi.addr < (1ull << 32) && bi.addr + bi.size > mem)
+                mem = bi.addr + bi.size;
+            if (bi.kind == PCI_BAR_MEM64)
+                b++;
+        }
+    for (unsigned i = 0; i < n; i++) {
+        uint16_t cmd = (uint16_t)pci_read(bdfs[i], 0x04, 2);
+        for (int b = 0; b < 6; b++) {
+            struct pci_bar_info bi = pci_bar(bdfs[i], b);
+            if (bi.kind != PCI_BAR_NONE && !bi.addr) {
+                uint64_t *next = bi.kind == PCI_BAR_IO ? &io : &mem;
+                uint64_t a = (*next + bi.size - 1) & ~(bi.size - 1);
+                pci_bar_set(bdfs[i], b, a);
+                *next = a + bi.size;
+                placed++;
+            }
+            if (bi.kind == PCI_BAR_IO)
+                cmd |= 1;
+            else if (bi.kind != PCI_BAR_NONE)
+                cmd |= 2;
+            if (bi.kind == PCI_BAR_MEM64)
+                b++;
+        }
+        pci_write(bdfs[i], 0x04, 2, cmd);
+    }
+    return placed;
+}
+
 unsigned pci_find_cap(uint16_t bdf, uint8_t id, unsigned start)
 {
     if (!(pci_read(bdf, 0x06, 2) & 0x10))

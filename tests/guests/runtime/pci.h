@@ -38,6 +38,10 @@ struct pci_bar_info {
  * then restored). A 64-bit BAR takes n and n+1. */
 struct pci_bar_info pci_bar(uint16_t bdf, int n);
 const char *pci_bar_kind_name(enum pci_bar_kind k);
+/* Give every unassigned BAR of bus 0 an address (as firmware would; khyve
+ * assigns them itself, QEMU without a BIOS does not), above everything
+ * already assigned, and switch decoding on. Returns how many it placed. */
+unsigned pci_assign_bars(void);
 /* Program BAR n (address bits only). */
 void pci_bar_set(uint16_t bdf, int n, uint64_t addr);
 

@@ -4,6 +4,7 @@
 #include "io.h"
 #include "lib.h"
 #include "pci.h"
+#include "smp.h"
 
 #define CAP_COMMON 1
 #define CAP_NOTIFY 2
@@ -288,8 +289,10 @@ void virtq_kick(struct virtq *q)
     } else {
         kick = !(q->used[0] & 1);
     }
-    if (kick)
+    if (kick) {
         writew(q->notify, (uint16_t)q->index);
+        q->kicks++;
+    }
 }
 
 void virtq_publish_raw(struct virtq *q, uint16_t head)
@@ -351,6 +354,35 @@ int virtq_wait_used(struct virtq *q, uint32_t *len, unsigned timeout_ms)
             return h;
         }
         cpu_relax();
+    }
+}
+
+static void on_tick(unsigned vector, void *arg)
+{
+    (void)vector;
+    (void)arg;
+}
+
+int virtq_sleep_used(struct virtq *q, uint32_t *len, unsigned timeout_ms)
+{
+    static bool ticking;
+    if (q->dev->irq == VIRTIO_IRQ_POLL)
+        return virtq_wait_used(q, len, timeout_ms);
+    if (!ticking) {
+        /* LAPIC timer: periodic, vector 0xef, divide by 16 */
+        irq_set_handler(0xef, on_tick, NULL);
+        lapic_write(0x3e0, 0x3);
+        lapic_write(0x320, 0xef | (1u << 17));
+        lapic_write(0x380, (uint32_t)(tsc_khz() * 10 / 16)); /* ~10 ms at bus ~ TSC */
+        ticking = true;
+    }
+    uint64_t deadline = timeout_start(timeout_ms);
+    for (;;) {
+        cli();
+        int h = virtq_get_used(q, len);
+        if (h >= 0 || timeout_expired(deadline))
+            return h;
+        __asm__ volatile("sti; hlt" ::: "memory");
     }
 }
 

@@ -59,6 +59,7 @@ struct virtq {
     uintptr_t notify;
     uint16_t avail_idx, last_used, free_head, num_free;
     volatile unsigned irq_count;
+    unsigned kicks;             /* notify writes made */
     bool event_idx;
 };
 
@@ -107,6 +108,10 @@ int virtq_get_used(struct virtq *q, uint32_t *len);
 /* Wait for a used entry (polling, or halting for the interrupt);
  * -1 on timeout. */
 int virtq_wait_used(struct virtq *q, uint32_t *len, unsigned timeout_ms);
+/* The same, but halting between looks (interrupt modes only): the
+ * device's interrupt wakes the CPU; a 10 ms LAPIC timer tick bounds the
+ * wait should one be lost. Interrupts stay off outside the halt. */
+int virtq_sleep_used(struct virtq *q, uint32_t *len, unsigned timeout_ms);
 /* Raw access for bad-ring tests: put head in the avail ring and publish. */
 void virtq_publish_raw(struct virtq *q, uint16_t head);
 void virtq_set_avail_idx(struct virtq *q, uint16_t idx);
