@@ -39,6 +39,7 @@ struct chardev {
 	struct evloop *loop;
 	int in_fd, out_fd;
 	bool own_in_fd, own_out_fd;
+	void (*before_close)(void *opaque);
 	void (*on_close)(void *opaque);
 	void (*on_input_end)(void *opaque);
 	void *close_opaque;
@@ -265,6 +266,7 @@ int chardev_fd_new(struct evloop *loop, const struct chardev_fd_config *cfg,
 	c->out_fd = cfg->out_fd;
 	c->own_in_fd = cfg->own_in_fd;
 	c->own_out_fd = cfg->own_out_fd;
+	c->before_close = cfg->before_close;
 	c->on_close = cfg->on_close;
 	c->on_input_end = cfg->on_input_end;
 	c->close_opaque = cfg->close_opaque;
@@ -283,6 +285,8 @@ void chardev_close(struct chardev *c)
 	pthread_mutex_lock(&c->lock);
 	stop_input_locked(c);
 	pthread_mutex_unlock(&c->lock);
+	if (c->before_close)
+		c->before_close(c->close_opaque);
 	if (c->own_in_fd && c->in_fd >= 0)
 		close(c->in_fd);
 	if (c->own_out_fd && c->out_fd >= 0 && !(c->own_in_fd && c->out_fd == c->in_fd))
@@ -381,6 +385,7 @@ static const struct {
 } backends[] = {
 	{ "stdio", chardev_stdio_open },
 	{ "tcp", chardev_tcp_open },
+	{ "pty", chardev_pty_open }, /* pty=PATH: PATH need not contain a '/' */
 	{ "fd", chardev_fd_open_spec }, /* not advertised: tests and internal use */
 };
 

@@ -11,7 +11,9 @@ struct chardev_fd_config {
 	int out_fd;     /* chardev_write goes here; -1: output dropped */
 	bool own_in_fd;  /* close in_fd in chardev_close */
 	bool own_out_fd; /* close out_fd in chardev_close */
-	/* Called once from chardev_close, after the fds are released. */
+	/* Called once from chardev_close, before and after the fds are
+	 * released (either may be NULL). */
+	void (*before_close)(void *opaque);
 	void (*on_close)(void *opaque);
 	void *close_opaque;
 	/* Called on the loop thread, without chardev locks, when input ends

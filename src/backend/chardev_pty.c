@@ -8,7 +8,7 @@
  * did not exit cleanly and is replaced; anything else at the path is
  * refused. The slave starts in raw mode (no echo, no line editing, no
  * newline translation). The symlink is removed when the port is closed
- * and at exit. */
+ * and at exit; output not yet read by then gets a moment to be read. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -48,11 +49,28 @@ static void remove_link(const struct pty_port *p)
 		unlink(p->link);
 }
 
+/* Closing the master hangs the slave up, which throws away what the other
+ * side has not read yet (the guest's last words before it powered off):
+ * give a reader up to DRAIN_MS to take it. */
+#define DRAIN_MS 200
+
+static void drain(const struct pty_port *p)
+{
+	for (int waited = 0; waited < DRAIN_MS; waited += 5) {
+		int pending = 0;
+		if (ioctl(p->slave_fd, FIONREAD, &pending) < 0 || pending <= 0)
+			return;
+		usleep(5000);
+	}
+}
+
 static void remove_all_links(void)
 {
 	pthread_mutex_lock(&ports_lock);
-	for (struct pty_port *p = ports; p; p = p->next)
+	for (struct pty_port *p = ports; p; p = p->next) {
 		remove_link(p);
+		drain(p);
+	}
 	pthread_mutex_unlock(&ports_lock);
 }
 
@@ -72,6 +90,11 @@ static void pty_closed(void *opaque)
 		close(p->slave_fd);
 	free(p->link);
 	free(p);
+}
+
+static void pty_closing(void *opaque)
+{
+	drain(opaque);
 }
 
 /* 0 when path is free (or held a stale link of ours, now removed). */
@@ -172,7 +195,7 @@ int chardev_pty_open(const char *args, struct evloop *loop, struct chardev **out
 
 	struct chardev_fd_config cfg = {
 		.in_fd = master, .out_fd = master, .own_in_fd = true, .own_out_fd = true,
-		.on_close = pty_closed, .close_opaque = p,
+		.before_close = pty_closing, .on_close = pty_closed, .close_opaque = p,
 	};
 	r = chardev_fd_new(loop, &cfg, out);
 	if (r) {

@@ -325,7 +325,6 @@ static bool on_debug_exit(void *opaque, unsigned index, int vcpu_fd,
 {
 	struct gdb_stub *stub = opaque;
 	struct gdb_debug_event ev = { .exception = arch->exception, .dr6 = arch->dr6, .pc = arch->pc };
-	if (getenv("KHYVE_GDB_TRACE_DEBUG")) fprintf(stderr, "dbg exit cpu %u exc %u dr6 %llx pc %llx\n", index, arch->exception, (unsigned long long)arch->dr6, (unsigned long long)arch->pc);
 	pthread_mutex_lock(&stub->lock);
 	if (!stub->attached) {
 		/* A late exit from before the debugger went away. */
@@ -333,21 +332,32 @@ static bool on_debug_exit(void *opaque, unsigned index, int vcpu_fd,
 		return false;
 	}
 	enum gdb_verdict v = gdb_server_classify(stub->server, index, &ev);
+	struct kvm_guest_debug dbg = stub->dbg[index];
 	if (v == GDB_VERDICT_CONTINUE) {
 		pthread_mutex_unlock(&stub->lock);
+		/* Tracing goes on. Setting the debug state again re-arms the
+		 * single-step at this RIP: KVM keeps the trap flag only for the
+		 * RIP where single-stepping was set, and an instruction it
+		 * emulates (a CR0 write on SVM, say) would otherwise drop it. */
+		if (ioctl(vcpu_fd, KVM_SET_GUEST_DEBUG, &dbg) < 0)
+			log_guest("gdb: re-arming single-step on vCPU %u: %s", index, strerror(errno));
 		return false;
 	}
-	struct kvm_guest_debug dbg = stub->dbg[index];
+	bool first = false;
 	if (v == GDB_VERDICT_STOP && !stub->have_event) {
 		stub->have_event = true;
 		stub->event_cpu = index;
 		stub->event = ev;
+		first = true;
 	}
 	pthread_mutex_unlock(&stub->lock);
 	if (v == GDB_VERDICT_STOP) {
-		uint64_t one = 1;
-		ssize_t w = write(stub->event_fd, &one, sizeof(one));
-		(void)w;
+		/* The first stop wakes the loop; the others only park. */
+		if (first) {
+			uint64_t one = 1;
+			ssize_t w = write(stub->event_fd, &one, sizeof(one));
+			(void)w;
+		}
 		return true;
 	}
 	/* The guest's own int3 or debug trap: give it back. */
@@ -368,6 +378,13 @@ static void on_event(void *opaque, uint32_t events)
 	ssize_t r = read(stub->event_fd, &v, sizeof(v));
 	(void)r;
 	if (!stub->server || !gdb_server_running(stub->server))
+		return;
+	/* A wakeup whose event a ^C already reported (and the guest has been
+	 * resumed since) finds no event: nothing to do. */
+	pthread_mutex_lock(&stub->lock);
+	bool pending = stub->have_event;
+	pthread_mutex_unlock(&stub->lock);
+	if (!pending)
 		return;
 	unsigned cpu;
 	struct gdb_debug_event ev;
@@ -535,6 +552,8 @@ int gdb_stub_create(struct vm *vm, const char *spec, struct gdb_stub **out, char
 		stub->sw_mode = GDB_SW_INT3;
 	else if (mode && !strcmp(mode, "debugreg"))
 		stub->sw_mode = GDB_SW_DEBUGREG;
+	else if (mode && !strcmp(mode, "trace"))
+		stub->sw_mode = GDB_SW_TRACE;
 	int r;
 	char why[200];
 	stub->dbg = calloc(stub->ncpus, sizeof(*stub->dbg));

@@ -70,6 +70,7 @@ struct blk_req {
 	uint32_t gen;
 	uint16_t head;
 	uint8_t type;
+	bool slow; /* a flush or fallocate: may take long */
 	uint8_t *status;
 	uint32_t used_len; /* bytes written into the chain, status included */
 	uint64_t offset;
@@ -97,6 +98,11 @@ struct blk {
 	uint64_t kick_buf, stop_buf;
 	struct blk_req *reqs, *free_reqs;
 	bool stalled; /* the queue has chains but no request was free */
+	/* Requests taken and not finished, and the slow ones among them.
+	 * While fast ones are in flight the driver's kicks are switched off:
+	 * the thread looks at the ring at every completion anyway, and the
+	 * guest saves an exit per request. */
+	unsigned busy, slow;
 };
 
 /* ---- completing requests ---- */
@@ -126,6 +132,10 @@ static void finish(struct blk_req *r, uint8_t status, bool *pushed)
 	pthread_mutex_unlock(&v->lock);
 	r->next_free = b->free_reqs;
 	b->free_reqs = r;
+	b->busy--;
+	if (r->slow)
+		b->slow--;
+	r->slow = false;
 }
 
 static struct io_uring_sqe *get_sqe(struct blk *b)
@@ -334,6 +344,8 @@ static bool start_request(struct blk *b, struct blk_req *r, const struct vq_chai
 			return false;
 		io_uring_prep_fsync(sqe, b->disk->fd, IORING_FSYNC_DATASYNC);
 		io_uring_sqe_set_data(sqe, r);
+		r->slow = true;
+		b->slow++;
 		r->remaining = 0;
 		return true;
 	}
@@ -384,6 +396,8 @@ static bool start_request(struct blk *b, struct blk_req *r, const struct vq_chai
 		r->remaining = (uint64_t)seg.num_sectors << 9;
 		io_uring_prep_fallocate(sqe, b->disk->fd, mode, r->offset, r->remaining);
 		io_uring_sqe_set_data(sqe, r);
+		r->slow = true;
+		b->slow++;
 		return true;
 	}
 	default:
@@ -446,10 +460,22 @@ static void process_queue(struct blk *b, bool *pushed)
 		int got = vq ? vq_pop(vq, &c) : 0;
 		if (got < 0)
 			virtio_queue_broken(v, 0);
+		if (got == 0 && vq) {
+			/* Empty. Kicks off while fast requests are in flight; on
+			 * when idle, then a last look for what came meanwhile. */
+			bool want = b->busy == 0 || b->slow > 0;
+			if (!want && !vq->kicks_off)
+				vq_enable_kicks(vq, false);
+			else if (want && vq->kicks_off && vq_enable_kicks(vq, true))
+				got = vq_pop(vq, &c);
+			if (got < 0)
+				virtio_queue_broken(v, 0);
+		}
 		uint32_t gen = v->reset_gen;
 		pthread_mutex_unlock(&v->lock);
 		if (got <= 0)
 			return;
+		b->busy++;
 		b->free_reqs = r->next_free;
 		r->gen = gen;
 		r->head = c.head;
@@ -502,7 +528,8 @@ static void *blk_thread(void *opaque)
 		io_uring_cq_advance(&b->ring, seen);
 		if (kicked)
 			arm_read(b, b->v->q[0].kick_fd, &b->kick_buf, TAG_KICK);
-		if (kicked || b->stalled)
+		/* Completions too: kicks may be off while requests are in flight. */
+		if (seen)
 			process_queue(b, &pushed);
 	}
 }

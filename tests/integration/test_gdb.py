@@ -29,13 +29,14 @@ def start(vms, tmp_path, **kw):
     return vm
 
 
-def int3_mode(vm):
-    """Whether Z0 breakpoints are int3 here (KVM intercepts it) or debug registers."""
+def breakpoint_modes(vm):
+    """What `monitor breakpoints` says: how Z0 is served here (int3, debug
+    registers, traced) and what this host's KVM fires. Detaches."""
     rsp = Rsp(vm.port)
     out = bytes.fromhex(rsp.ask("qRcmd," + b"breakpoints".hex()).decode()).decode()
     rsp.ask("D")
     rsp.close()
-    return "Z0): int3" in out
+    return out
 
 
 def test_break_backtrace_and_a_changed_variable_the_guest_acts_on(tmp_path, vms):
@@ -178,8 +179,8 @@ def test_a_second_debugger_is_refused_politely(tmp_path, vms):
 
 def test_breakpoints_beyond_the_debug_registers_are_refused_clearly(tmp_path, vms):
     vm = start(vms, tmp_path)
-    if int3_mode(vm):
-        pytest.skip("this host's KVM intercepts int3: software breakpoints are not limited")
+    if "Z0): debug registers" not in breakpoint_modes(vm):
+        pytest.skip("software breakpoints are not in debug registers on this host")
     vm.kill()
     vm = start(vms, tmp_path)
     out = run_gdb(vm, "break gdb_target_function", "break spin_until_released",
@@ -189,6 +190,48 @@ def test_breakpoints_beyond_the_debug_registers_are_refused_clearly(tmp_path, vm
     assert "all 4 debug registers are in use" in vm.stderr(), vm.describe()
     # With one fewer, it works.
     assert re.search(r"Breakpoint \d, puts", out), out
+    assert vm.wait() == GUEST_PASS
+
+
+def test_a_watchpoint_fires_on_a_write(tmp_path, vms):
+    """With data breakpoints where KVM fires them, else by tracing (this
+    project's KVM does not fire them)."""
+    vm = start(vms, tmp_path)
+    out = run_gdb(vm, "break gdb_target_function", "continue", "delete", "watch watched",
+                  "continue", "bt", "print watched", "continue")
+    assert re.search(r"Hardware watchpoint 2: watched\s+Old value = 0\s+New value = 4660", out), out
+    assert re.search(r"#0 .*touch_watched \(\) at .*\n#1 .* in main \(\)", out), out
+    assert "exited with code 01" in out, out
+    assert vm.wait() == GUEST_PASS
+
+
+def test_traced_breakpoints_are_not_limited(tmp_path, vms):
+    """`monitor swbreak trace`: what khyve does where debug-register
+    breakpoints do not fire (a nested KVM): six breakpoints at once."""
+    vm = start(vms, tmp_path, append="spin=1")
+    out = run_gdb(vm, "monitor swbreak trace", "break gdb_target_function",
+                  "break spin_until_released", "break touch_watched", "break puts",
+                  "break printf", "break cmdline_get_u64", "continue", "bt 1", "delete 4",
+                  "delete 6", "continue", "bt 1", "continue", "bt 1", "continue", "bt 1",
+                  "set var released = 1", "continue", "bt 1", "delete", "continue")
+    assert "software breakpoints (Z0): traced (forced)" in out, out
+    assert "Cannot insert" not in out, out
+    hits = re.findall(r"Breakpoint (\d), (\w+) \(", out)
+    assert [h[1] for h in hits] == ["puts", "gdb_target_function", "printf",
+                                    "spin_until_released", "printf"], out
+    assert "exited with code 01" in out, out
+    assert vm.wait() == GUEST_PASS
+
+
+def test_read_watchpoints_need_data_breakpoints(tmp_path, vms):
+    vm = start(vms, tmp_path)
+    if "data breakpoints fire" in breakpoint_modes(vm):
+        pytest.skip("this host's KVM fires data breakpoints")
+    vm.kill()
+    vm = start(vms, tmp_path)
+    out = run_gdb(vm, "rwatch watched", "continue", "delete", "detach")
+    assert re.search(r"Could not insert (hardware )?watchpoint|Cannot insert", out), out
+    assert "read and access watchpoints need data breakpoints" in vm.stderr(), vm.describe()
     assert vm.wait() == GUEST_PASS
 
 

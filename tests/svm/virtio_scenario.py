@@ -12,7 +12,7 @@ kernel with
   -s 31,lpc
 and a guest script that: lists the bound virtio drivers; mkfs.ext4's the
 disk, writes a random file, syncs and unmounts; reads /dev/hwrng; pings
-the host end and moves 4 MiB over TCP each way; writes a line on the
+the host end and moves 2 MiB over TCP each way; writes a line on the
 console port and reads one back. Meanwhile this script serves the TCP and
 console ends. Afterwards it runs e2fsck on the image and checks the file
 with debugfs.
@@ -36,7 +36,7 @@ import time
 NS = "khyve-svm-net"
 HOST_IP, GUEST_IP = "10.77.0.1", "10.77.0.2"
 TCP_IN, TCP_OUT = 5000, 5001
-BLOB = 4 << 20
+BLOB = 2 << 20
 
 GUEST_SCRIPT = r"""
 V() { echo "V: $*"; }
@@ -56,7 +56,7 @@ ip link set eth0 up
 ip addr add GUEST_IP/24 dev eth0
 V mac $(cat /sys/class/net/eth0/address)
 V ping $(ping -c 3 -W 3 HOST_IP | grep -o '[0-9]* packets received')
-dd if=/dev/urandom of=/tmp/out bs=64k count=64 2>/dev/null
+dd if=/dev/urandom of=/tmp/out bs=64k count=32 2>/dev/null
 V sentsum $(sha256sum /tmp/out | cut -d' ' -f1)
 nc HOST_IP TCP_IN </tmp/out && V sent ok
 nc -l -p TCP_OUT </dev/null >/tmp/in
