@@ -3,9 +3,10 @@
  * through the RSP framing and every packet handler of gdb_server.c,
  * against a fake two-vCPU target with 1 MiB of guest memory and 4-level
  * page tables, so that memory, register, breakpoint, vCont and monitor
- * packets all reach real code. The first input byte picks how software
- * breakpoints are served (int3 or debug registers) and whether vCPU 0 is
- * in long mode.
+ * packets all reach real code. The first input byte picks what the fake
+ * host's KVM supports (int3, debug-register breakpoints, data breakpoints:
+ * so int3, debug-register and traced breakpoints are all reached) and
+ * whether vCPU 0 is in long mode.
  *
  * Build and run (clang):
  *   CC=clang meson setup build-fuzz -Dsanitize=true
@@ -29,7 +30,8 @@
 struct fake {
 	uint8_t *mem;
 	struct x86_state st[2];
-	bool int3, running;
+	unsigned caps;
+	bool running;
 };
 
 static void f_send(void *o, const void *buf, size_t len)
@@ -99,8 +101,7 @@ static int f_pause(void *o, unsigned *cpu, struct gdb_debug_event *ev)
 
 static unsigned f_caps(void *o)
 {
-	struct fake *f = o;
-	return f->int3 ? GDB_CAP_INT3 | GDB_CAP_HW_BREAK : GDB_CAP_HW_BREAK;
+	return ((struct fake *)o)->caps;
 }
 
 static void f_kill(void *o)
@@ -130,7 +131,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(f.mem, 0x90, MEM_SIZE);
 	memset(f.st, 0, sizeof(f.st));
-	f.int3 = data[0] & 1;
+	/* bit 0: int3 intercepted; bit 3: debug-register breakpoints do not
+	 * fire (traced); bit 4: data breakpoints fire. */
+	f.caps = (data[0] & 1 ? GDB_CAP_INT3 : 0) | (data[0] & 8 ? 0 : GDB_CAP_HW_BREAK) |
+		 (data[0] & 16 ? GDB_CAP_HW_WATCH : 0);
 	f.running = false;
 	if (data[0] & 2) {
 		/* vCPU 0 in long mode: 0xffffffff80000000 -> 0x2000, 2 MiB pages below. */

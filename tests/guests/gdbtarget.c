@@ -19,6 +19,9 @@
  *
  * high_message points at `message` through a second mapping at
  * 0xffff800000000000 + its physical address (PML4 entry 256 = entry 0).
+ * first_code_byte is the first byte of gdb_target_function as the guest
+ * read it (before calling it): an int3 (0xcc) while a debugger has a
+ * software breakpoint there.
  */
 #include "guest.h"
 
@@ -30,6 +33,7 @@ volatile int aps_go_home;
 volatile unsigned ap_rounds[MAX_CPUS];
 const char message[] = "khyve gdb target";
 const char *volatile high_message;
+volatile uint8_t first_code_byte; /* gdb_target_function's first byte, as main saw it */
 
 #define HIGH_ALIAS 0xffff800000000000ul
 
@@ -80,6 +84,7 @@ int main(void)
 
     map_high_alias();
     puts("GDBTARGET: start");
+    first_code_byte = *(volatile const uint8_t *)(uintptr_t)gdb_target_function;
     if (cmdline_get_u64("smp", 10, 0))
         aps = smp_start_aps(ap_loop, 1000);
     int r = gdb_target_function(20);

@@ -23,6 +23,17 @@ def vms():
         vm.kill()
 
 
+def source_line(guest_file, text):
+    """The line number of the first line of a test guest's source that is text."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guests",
+                        guest_file)
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if line.rstrip("\n") == text:
+                return n
+    raise AssertionError(f"{text!r} not in {path}")
+
+
 def start(vms, tmp_path, **kw):
     vm = Khyve(tmp_path, **kw)
     vms.append(vm)
@@ -58,10 +69,11 @@ def test_single_step_next_step_and_finish(tmp_path, vms):
                   "print $pc", "finish", "print $pc", "next", "next", "step", "bt 2", "detach")
     pcs = [int(v, 16) for v in re.findall(r"\$\d+ = \(void \(\*\)\(\)\) (0x[0-9a-f]+)", out)]
     assert len(pcs) == 3 and pcs[0] < pcs[1] and "<main+" in out, out
-    assert re.search(r"^41\s+return doubled;", out, re.M), out  # stepi reached line 41
+    assert re.search(r"^\d+\s+return doubled;", out, re.M), out  # stepi reached the next line
     assert re.search(r"Value returned is \$\d+ = 41", out), out  # finish
-    assert re.search(r"^87\s+if \(cmdline_get_u64", out, re.M), out  # next
-    assert re.search(r"#0 +touch_watched \(\) at .*\n#1 .* in main \(\) at .*:89", out), out
+    assert re.search(r"^\d+\s+if \(cmdline_get_u64\(\"spin\"", out, re.M), out  # next
+    line = source_line("gdbtarget.c", "    touch_watched();")
+    assert re.search(rf"#0 +touch_watched \(\) at .*\n#1 .* in main \(\) at .*:{line}", out), out
     assert vm.wait() == GUEST_PASS, vm.describe()
 
 
@@ -191,6 +203,28 @@ def test_breakpoints_beyond_the_debug_registers_are_refused_clearly(tmp_path, vm
     # With one fewer, it works.
     assert re.search(r"Breakpoint \d, puts", out), out
     assert vm.wait() == GUEST_PASS
+
+
+def test_int3_breakpoints_are_patched_in_hidden_and_taken_out(tmp_path, vms):
+    """`monitor swbreak int3` as on a KVM that intercepts int3: the guest
+    sees 0xcc where gdb sees the original byte, and removing the breakpoint
+    puts the byte back (the guest then runs the function unharmed). The int3
+    is never executed: this host's KVM would give it to the guest."""
+    vm = start(vms, tmp_path)
+    out = run_gdb(vm, "set breakpoint always-inserted on", "monitor swbreak int3",
+                  "break *gdb_target_function", "hbreak cmdline_get_u64", "continue",
+                  "print/x first_code_byte", "x/1xb gdb_target_function",
+                  "monitor breakpoints", "delete 1", "x/1xb gdb_target_function",
+                  "delete", "detach")
+    assert "Breakpoint 2, cmdline_get_u64" in out, out
+    assert re.search(r"\$1 = 0xcc", out), out  # what the guest read
+    shown = re.findall(r"<gdb_target_function>:\s+(0x[0-9a-f]{2})", out)
+    assert len(shown) == 2 and shown[0] == shown[1] != "0xcc", out
+    m = re.search(r"int3 at 0000000000(\w+) \(physical 0000000000(\w+), saved byte (\w\w)\)",
+                  out)
+    assert m and m.group(1) == m.group(2) and "0x" + m.group(3) == shown[0], out
+    assert vm.wait() == GUEST_PASS, vm.describe()
+    assert "ANSWER: 1 (41)" in vm.stdout()
 
 
 def test_a_watchpoint_fires_on_a_write(tmp_path, vms):
