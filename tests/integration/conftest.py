@@ -18,6 +18,19 @@ TIMEOUT = 120 if SANITIZED else 60
 GUEST_PASS = 1
 
 
+def clean(r):
+    """No sanitizer reports from khyve."""
+    assert "Sanitizer" not in r.err and "runtime error" not in r.err, r
+    return r
+
+
+def passed(r):
+    """The guest reported PASS through debug-exit, and khyve stayed clean."""
+    clean(r)
+    assert r.status == GUEST_PASS and "PASS" in r.out and "FAIL" not in r.out, r
+    return r
+
+
 def guest(name):
     path = os.path.join(BUILD, "tests", "guests", name)
     if not os.path.exists(path):

@@ -6,18 +6,7 @@ import zlib
 
 import pytest
 
-from conftest import GUEST_PASS, guest, khyve, run_guest
-
-
-def clean(r):
-    assert "Sanitizer" not in r.err and "runtime error" not in r.err, r
-    return r
-
-
-def passed(r):
-    clean(r)
-    assert r.status == GUEST_PASS and "PASS" in r.out and "FAIL" not in r.out, r
-    return r
+from conftest import clean, passed, GUEST_PASS, guest, khyve, run_guest
 
 
 def test_hello_serial_output():

@@ -9,19 +9,8 @@ import subprocess
 
 import pytest
 
-from conftest import GUEST_PASS, khyve, run_guest
+from conftest import clean, passed, GUEST_PASS, khyve, run_guest
 from test_cli import assert_one_error
-
-
-def clean(r):
-    assert "Sanitizer" not in r.err and "runtime error" not in r.err, r
-    return r
-
-
-def passed(r):
-    clean(r)
-    assert r.status == GUEST_PASS and "PASS" in r.out and "FAIL" not in r.out, r
-    return r
 
 
 def functions(out):

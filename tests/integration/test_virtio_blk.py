@@ -13,16 +13,10 @@ import zlib
 
 import pytest
 
-from conftest import GUEST_PASS, KHYVE, TIMEOUT, guest, khyve, run_guest
+from conftest import passed, GUEST_PASS, KHYVE, TIMEOUT, guest, khyve, run_guest
 from test_cli import assert_one_error
 
 SIZE = 4 << 20
-
-
-def passed(r):
-    assert "Sanitizer" not in r.err and "runtime error" not in r.err, r
-    assert r.status == GUEST_PASS and "PASS" in r.out and "FAIL" not in r.out, r
-    return r
 
 
 @pytest.fixture

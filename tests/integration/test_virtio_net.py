@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import GUEST_PASS, KHYVE, TIMEOUT, Result, guest, khyve
+from conftest import passed, GUEST_PASS, KHYVE, TIMEOUT, Result, guest, khyve
 from test_cli import assert_one_error
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
@@ -46,12 +46,6 @@ def run_in(ns, *args, append="", vm="t0", timeout=TIMEOUT):
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
     return Result(p.returncode, p.stdout.decode(errors="replace"),
                   p.stderr.decode(errors="replace"), time.monotonic() - start)
-
-
-def passed(r):
-    assert "Sanitizer" not in r.err and "runtime error" not in r.err, r
-    assert r.status == GUEST_PASS and "PASS" in r.out and "FAIL" not in r.out, r
-    return r
 
 
 def test_ping_the_host_kernel(netns):

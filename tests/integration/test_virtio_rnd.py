@@ -6,13 +6,7 @@ import re
 
 import pytest
 
-from conftest import GUEST_PASS, run_guest
-
-
-def passed(r):
-    assert "Sanitizer" not in r.err and "runtime error" not in r.err, r
-    assert r.status == GUEST_PASS and "PASS" in r.out and "FAIL" not in r.out, r
-    return r
+from conftest import passed, GUEST_PASS, run_guest
 
 
 RND = ["-s", "0,hostbridge", "-s", "4,virtio-rnd", "-s", "31,lpc"]
