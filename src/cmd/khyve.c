@@ -115,6 +115,10 @@ static void print_exit_stats(struct machine *m)
 int main(int argc, char **argv)
 {
 	log_set_program("khyve");
+	/* From the first instruction on, SIGTERM and friends wait for the event
+	 * loop: one that arrives during start-up still ends in a clean
+	 * poweroff (status 1), never in death by signal. */
+	vm_block_signals();
 	struct machine_config cfg = {
 		.vm = { .mem_size = 256ULL << 20, .topo = { 1, 1, 1, 1 } },
 		.debug_exit_port = 0xf4,
@@ -241,7 +245,6 @@ int main(int argc, char **argv)
 	cfg.boot.nr_modules = nmodules;
 	cfg.pci = pci_slots;
 
-	vm_block_signals();
 	struct machine *m;
 	if (machine_build(&cfg, &m, err, sizeof(err))) {
 		log_error("%s", err);
