@@ -17,6 +17,7 @@
 /* Static: the strings they point to live until exit. */
 static struct boot_module modules[MAX_MODULES];
 static const char *gdb_spec; /* -g PORT or -G [w][address:]port */
+static char gdb_flag;        /* 'g' or 'G', for messages */
 
 static void usage(FILE *f)
 {
@@ -163,9 +164,11 @@ int main(int argc, char **argv)
 			if (strspn(optarg, "0123456789") != strlen(optarg) || !optarg[0])
 				return usage_error("-g: '%s' is not a port (or use -G [w][address:]port)", optarg);
 			gdb_spec = optarg;
+			gdb_flag = 'g';
 			break;
 		case 'G':
 			gdb_spec = optarg;
+			gdb_flag = 'G';
 			break;
 		case OPT_KERNEL:
 			cfg.boot.kernel_path = optarg;
@@ -252,8 +255,7 @@ int main(int argc, char **argv)
 	}
 	struct gdb_stub *gdb = NULL;
 	if (gdb_spec && gdb_stub_create(machine_vm(m), gdb_spec, &gdb, err, sizeof(err))) {
-		log_error("-%c %s: %s", strspn(gdb_spec, "0123456789") == strlen(gdb_spec) ? 'g' : 'G',
-			  gdb_spec, err);
+		log_error("-%c %s: %s", gdb_flag, gdb_spec, err);
 		machine_destroy(m);
 		return VM_EXIT_ERROR;
 	}

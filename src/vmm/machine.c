@@ -142,21 +142,20 @@ int machine_build(const struct machine_config *cfg, struct machine **out, char *
 
 	unsigned ncpus = vm_vcpu_count(m->vm);
 	uint32_t apic_ids[TOPOLOGY_MAX_CPUS];
-	for (unsigned i = 0; i < ncpus; i++)
+	uint32_t max_apic = 0;
+	for (unsigned i = 0; i < ncpus; i++) {
 		apic_ids[i] = vm_apic_id(m->vm, i);
+		if (apic_ids[i] > max_apic)
+			max_apic = apic_ids[i];
+	}
 	struct platform_desc desc = {
 		.ncpus = ncpus,
 		.apic_ids = apic_ids,
-		.ioapic_id = (uint8_t)ncpus, /* after the highest... */
+		.ioapic_id = (uint8_t)(max_apic + 1), /* the first ID no CPU has */
 		.ioapic_pins = 24,
 		.ram_below_4g = gm->low_size,
 		.ram_above_4g = gm->high_size,
 	};
-	uint32_t max_apic = 0;
-	for (unsigned i = 0; i < ncpus; i++)
-		if (apic_ids[i] > max_apic)
-			max_apic = apic_ids[i];
-	desc.ioapic_id = (uint8_t)(max_apic + 1);
 	for (int i = 0; i < MACHINE_COM_PORTS; i++)
 		desc.com_present[i] = cfg->com_backend[i] != NULL;
 	if (cfg->pci && (r = pci_machine_create(p, cfg->pci, &desc, &m->pci, err, errlen)))

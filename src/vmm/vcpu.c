@@ -246,6 +246,15 @@ static void answer_halt_check(struct vcpu *vcpu)
 		vm_request_exit(vm, VM_EXIT_HALT, "all vCPUs halted with interrupts disabled");
 }
 
+/* KVM_RUN returned because of the kick signal (either way KVM reports
+ * it): re-arm, and answer a halt check if one was asked. */
+static void handle_kick(struct vcpu *vcpu)
+{
+	vcpu->run->immediate_exit = 0;
+	if (atomic_exchange(&vcpu->check_halt, false))
+		answer_halt_check(vcpu);
+}
+
 static void handle_io(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
@@ -282,9 +291,7 @@ static void *vcpu_thread(void *arg)
 		int r = ioctl(vcpu->fd, KVM_RUN, 0);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
-				run->immediate_exit = 0;
-				if (atomic_exchange(&vcpu->check_halt, false))
-					answer_halt_check(vcpu);
+				handle_kick(vcpu);
 				continue;
 			}
 			snprintf(what, sizeof(what), "KVM_RUN failed: %s", strerror(errno));
@@ -333,9 +340,7 @@ static void *vcpu_thread(void *arg)
 			fail(vcpu, what);
 			break;
 		case KVM_EXIT_INTR:
-			run->immediate_exit = 0;
-			if (atomic_exchange(&vcpu->check_halt, false))
-				answer_halt_check(vcpu);
+			handle_kick(vcpu);
 			break;
 		case KVM_EXIT_DEBUG:
 			vcpu_debug_exit(vcpu);
@@ -426,8 +431,7 @@ static void vcpu_debug_exit(struct vcpu *vcpu)
 	if (!vm->debug_exit(vm->debug_opaque, vcpu->index, vcpu->fd, &vcpu->run->debug.arch))
 		return;
 	/* Stop everyone; this vCPU parks at the top of its loop. */
-	for (unsigned i = 0; i < vm->nvcpus; i++)
-		atomic_store(&vm->vcpus[i].want_stop, true);
+	vm_hold_vcpus(vm);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		if (i != vcpu->index)
 			vcpu_kick(&vm->vcpus[i]);
@@ -447,18 +451,24 @@ void vm_hold_vcpus(struct vm *vm)
 		atomic_store(&vm->vcpus[i].want_stop, true);
 }
 
+/* CLOCK_REALTIME (pthread_cond_timedwait's clock) ms from now. */
+static struct timespec realtime_after_ms(long ms)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
 int vm_pause_vcpus(struct vm *vm, int timeout_ms)
 {
-	for (unsigned i = 0; i < vm->nvcpus; i++)
-		atomic_store(&vm->vcpus[i].want_stop, true);
-	struct timespec deadline;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	vm_hold_vcpus(vm);
+	struct timespec deadline = realtime_after_ms(timeout_ms);
 	int r = 0;
 	pthread_mutex_lock(&vm->pause_lock);
 	for (;;) {
@@ -473,13 +483,7 @@ int vm_pause_vcpus(struct vm *vm, int timeout_ms)
 			break;
 		/* Kicks again every 10 ms: one can land just before a vCPU
 		 * blocks in a device handler rather than in KVM_RUN. */
-		struct timespec t;
-		clock_gettime(CLOCK_REALTIME, &t);
-		t.tv_nsec += 10000000L;
-		if (t.tv_nsec >= 1000000000L) {
-			t.tv_sec++;
-			t.tv_nsec -= 1000000000L;
-		}
+		struct timespec t = realtime_after_ms(10);
 		if (t.tv_sec > deadline.tv_sec ||
 		    (t.tv_sec == deadline.tv_sec && t.tv_nsec > deadline.tv_nsec))
 			t = deadline;
