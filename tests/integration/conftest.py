@@ -1,6 +1,7 @@
 """Shared helpers for integration tests: run khyve (the build named by
 $KHYVE_BUILD, default build/) on the test guests from tests/guests."""
 import os
+import re
 import signal
 import subprocess
 import time
@@ -70,6 +71,56 @@ def run_guest(name, *extra, cpus=None, mem="64M", append=None, modules=(), input
         args += ["--initrd", m]
     args += list(extra) + [vm]
     return khyve(*args, input=input, timeout=timeout)
+
+
+class Background:
+    """khyve running in the background, its stdout and stderr in files under
+    tmp_path, for tests that talk to it through other channels."""
+
+    def __init__(self, args, tmp_path, env=None):
+        self.out_path = os.path.join(str(tmp_path), "khyve.out")
+        self.err_path = os.path.join(str(tmp_path), "khyve.err")
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen([KHYVE, *args], stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=err, env=env)
+
+    def stdout(self):
+        with open(self.out_path, errors="replace") as f:
+            return f.read()
+
+    def stderr(self):
+        with open(self.err_path, errors="replace") as f:
+            return f.read()
+
+    def wait_for(self, what, pattern, timeout=TIMEOUT):
+        """Wait until what() (self.stdout or self.stderr) matches pattern."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern, what())
+            if m:
+                return m
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                m = re.search(pattern, what())
+                if m:
+                    return m
+                raise AssertionError(f"no {pattern!r}; {self.describe()}")
+            time.sleep(0.02)
+
+    def wait(self, timeout=TIMEOUT):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"khyve did not end; {self.describe()}")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def describe(self):
+        return (f"khyve status {self.proc.poll()}\n--- stdout\n{self.stdout()}\n"
+                f"--- stderr\n{self.stderr()}")
 
 
 class Session:

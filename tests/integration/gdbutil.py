@@ -7,12 +7,12 @@ import socket
 import subprocess
 import time
 
-from conftest import KHYVE, TIMEOUT, guest
+from conftest import TIMEOUT, Background, guest
 
 GDB = "gdb"
 
 
-class Khyve:
+class Khyve(Background):
     """khyve running a test guest in the background with a GDB stub."""
 
     def __init__(self, tmp_path, gdb="w0", name="gdbtarget", append=None, cpus=None,
@@ -25,53 +25,12 @@ class Khyve:
         if append:
             args += ["--append", append]
         args.append("gdb0")
-        self.out_path = os.path.join(str(tmp_path), "khyve.out")
-        self.err_path = os.path.join(str(tmp_path), "khyve.err")
-        self.proc = subprocess.Popen([KHYVE, *args], stdin=subprocess.DEVNULL,
-                                     stdout=open(self.out_path, "wb"),
-                                     stderr=open(self.err_path, "wb"), env=env)
+        super().__init__(args, tmp_path, env=env)
         self.port = None
         if gdb_option == "-G" or gdb:
             m = self.wait_for(self.stderr, r"gdb: (?:waiting for a debugger|listening) on "
                                            r"127\.0\.0\.1:(\d+)")
             self.port = int(m.group(1))
-
-    def stdout(self):
-        with open(self.out_path, errors="replace") as f:
-            return f.read()
-
-    def stderr(self):
-        with open(self.err_path, errors="replace") as f:
-            return f.read()
-
-    def wait_for(self, what, pattern, timeout=TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while True:
-            m = re.search(pattern, what())
-            if m:
-                return m
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                m = re.search(pattern, what())
-                if m:
-                    return m
-                raise AssertionError(f"no {pattern!r}; {self.describe()}")
-            time.sleep(0.02)
-
-    def wait(self, timeout=TIMEOUT):
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"khyve did not end; {self.describe()}")
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def describe(self):
-        return (f"khyve status {self.proc.poll()}\n--- stdout\n{self.stdout()}\n"
-                f"--- stderr\n{self.stderr()}")
 
 
 def gdb_args(vm, commands, symbols=True):

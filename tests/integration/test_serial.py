@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from conftest import KHYVE, TIMEOUT, GUEST_PASS, guest, khyve
+from conftest import KHYVE, TIMEOUT, GUEST_PASS, Background, guest, khyve
 
 
-class Vm:
+class Vm(Background):
     """khyve running serialecho in the background; stdout/stderr kept."""
 
     def __init__(self, *lpc, append="", tmp_path=None, stdio=True):
@@ -26,47 +26,7 @@ class Vm:
         if append:
             args += ["--append", append]
         args.append("ser0")
-        self.out_path = os.path.join(str(tmp_path), "stdout")
-        self.err_path = os.path.join(str(tmp_path), "stderr")
-        self.proc = subprocess.Popen([KHYVE, *args], stdin=subprocess.DEVNULL,
-                                     stdout=open(self.out_path, "wb"),
-                                     stderr=open(self.err_path, "wb"))
-
-    def stdout(self):
-        with open(self.out_path, errors="replace") as f:
-            return f.read()
-
-    def stderr(self):
-        with open(self.err_path, errors="replace") as f:
-            return f.read()
-
-    def wait_for(self, what, pattern, timeout=TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            m = re.search(pattern, what())
-            if m:
-                return m
-            if self.proc.poll() is not None:
-                m = re.search(pattern, what())
-                if m:
-                    return m
-                raise AssertionError(f"khyve exited ({self.proc.returncode}) before "
-                                     f"{pattern!r}:\n{self.stdout()}\n{self.stderr()}")
-            time.sleep(0.05)
-        raise AssertionError(f"timeout waiting for {pattern!r}:\n{self.stdout()}\n{self.stderr()}")
-
-    def wait(self, timeout=TIMEOUT):
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        super().__init__(args, tmp_path)
 
 
 @pytest.fixture
