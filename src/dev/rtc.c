@@ -84,13 +84,22 @@ struct rtc {
 	int tfd;
 	struct evloop_source *src;
 	int64_t armed_ns; /* absolute host realtime the timer is armed for; 0: off */
+	int64_t next_event_ns; /* what rearm() wants, armed or not; 0: none */
+	rtc_clock_fn *clock;
+	void *clock_ctx;
 };
 
-static int64_t host_now_ns(void)
+static int64_t host_realtime_ns(void *ctx)
 {
+	(void)ctx;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+static int64_t now_ns(const struct rtc *r)
+{
+	return r->clock(r->clock_ctx);
 }
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -195,9 +204,9 @@ static void update_irq(struct rtc *r)
 static void catch_up(struct rtc *r, int64_t now_ns)
 {
 	int64_t last = r->last_eval_ns;
-	r->last_eval_ns = now_ns;
 	if (now_ns <= last)
 		return; /* the host clock stepped back: no events until it passes */
+	r->last_eval_ns = now_ns;
 	if (clock_updating(r)) {
 		int64_t s0 = floor_div(last, NS_PER_SEC), s1 = floor_div(now_ns, NS_PER_SEC);
 		if (s1 > s0) {
@@ -222,8 +231,6 @@ static void catch_up(struct rtc *r, int64_t now_ns)
  * disarm it when none can. */
 static void rearm(struct rtc *r, int64_t now_ns)
 {
-	if (r->tfd < 0)
-		return;
 	int64_t want = 0;
 	uint8_t b = r->cmos[REG_B];
 	if (!(r->cmos[REG_C] & C_IRQF)) {
@@ -237,7 +244,10 @@ static void rearm(struct rtc *r, int64_t now_ns)
 				want = next;
 		}
 	}
-	if (want == r->armed_ns)
+	r->next_event_ns = want;
+	/* A clock other than the host's has no timerfd behind it: its owner
+	 * calls rtc_poll() at next_event_ns instead. */
+	if (r->tfd < 0 || r->clock != host_realtime_ns || want == r->armed_ns)
 		return;
 	struct itimerspec its;
 	memset(&its, 0, sizeof(its));
@@ -250,6 +260,16 @@ static void rearm(struct rtc *r, int64_t now_ns)
 	r->armed_ns = want;
 }
 
+void rtc_poll(struct rtc *r)
+{
+	pthread_mutex_lock(&r->lock);
+	int64_t now = now_ns(r);
+	catch_up(r, now);
+	r->armed_ns = -1; /* fired (or stale): force a fresh arming */
+	rearm(r, now);
+	pthread_mutex_unlock(&r->lock);
+}
+
 static void on_timer(void *opaque, uint32_t events)
 {
 	struct rtc *r = opaque;
@@ -257,12 +277,7 @@ static void on_timer(void *opaque, uint32_t events)
 	(void)events;
 	ssize_t n = read(r->tfd, &expirations, sizeof(expirations));
 	(void)n;
-	pthread_mutex_lock(&r->lock);
-	int64_t now = host_now_ns();
-	catch_up(r, now);
-	r->armed_ns = -1; /* fired (or stale): force a fresh arming */
-	rearm(r, now);
-	pthread_mutex_unlock(&r->lock);
+	rtc_poll(r);
 }
 
 /* ---- registers ---- */
@@ -413,7 +428,7 @@ static uint8_t rtc_read_byte(struct rtc *r, unsigned port)
 {
 	if (port == 0)
 		return 0xFF; /* the index register is write-only */
-	int64_t now = host_now_ns();
+	int64_t now = now_ns(r);
 	catch_up(r, now);
 	uint8_t v = cmos_read(r, now);
 	rearm(r, now);
@@ -427,7 +442,7 @@ static void rtc_write_byte(struct rtc *r, unsigned port, uint8_t v)
 		r->nmi_masked = v & 0x80;
 		return;
 	}
-	int64_t now = host_now_ns();
+	int64_t now = now_ns(r);
 	catch_up(r, now);
 	cmos_write(r, v, now);
 	update_irq(r);
@@ -514,7 +529,8 @@ int rtc_create(struct platform *p, struct rtc **out)
 	r->tfd = -1;
 	pthread_mutex_init(&r->lock, NULL);
 	init_cmos(r);
-	r->last_eval_ns = host_now_ns();
+	r->clock = host_realtime_ns;
+	r->last_eval_ns = now_ns(r);
 	int err;
 	if (p->loop) {
 		r->tfd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -557,6 +573,25 @@ void rtc_set_localtime(struct rtc *r, bool local)
 	r->offset += tz - r->tz_offset;
 	r->tz_offset = tz;
 	pthread_mutex_unlock(&r->lock);
+}
+
+void rtc_set_clock(struct rtc *r, rtc_clock_fn *clock, void *ctx)
+{
+	pthread_mutex_lock(&r->lock);
+	r->clock = clock ? clock : host_realtime_ns;
+	r->clock_ctx = ctx;
+	r->last_eval_ns = now_ns(r);
+	r->armed_ns = -1;
+	rearm(r, r->last_eval_ns);
+	pthread_mutex_unlock(&r->lock);
+}
+
+int64_t rtc_next_event_ns(struct rtc *r)
+{
+	pthread_mutex_lock(&r->lock);
+	int64_t t = r->next_event_ns;
+	pthread_mutex_unlock(&r->lock);
+	return t;
 }
 
 void rtc_destroy(struct rtc *r)

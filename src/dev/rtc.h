@@ -24,5 +24,17 @@ int rtc_create(struct platform *p, struct rtc **out);
  * as it is now (a later DST change is not followed, as in bhyve). Call
  * before the guest runs; the guest's own settings stay relative to it. */
 void rtc_set_localtime(struct rtc *rtc, bool localtime);
+/* The clock the RTC keeps time by: nanoseconds of host CLOCK_REALTIME by
+ * default (clock NULL). Another clock (a test that steps time itself, so
+ * that nothing depends on scheduling) has no timer behind it: its owner
+ * calls rtc_poll() once the clock reaches rtc_next_event_ns(). Call before
+ * the guest runs. */
+typedef int64_t rtc_clock_fn(void *ctx);
+void rtc_set_clock(struct rtc *rtc, rtc_clock_fn *clock, void *ctx);
+/* The clock time of the next event that can raise the interrupt, or 0 when
+ * none can (no interrupt enabled, or IRQF still pending). */
+int64_t rtc_next_event_ns(struct rtc *rtc);
+/* Evaluate the flags at the clock's time now, as the timer does. */
+void rtc_poll(struct rtc *rtc);
 /* Call with the event loop stopped. */
 void rtc_destroy(struct rtc *rtc);
