@@ -55,7 +55,17 @@ if [ -n "$cmd" ]; then
 	sh -c "$cmd"
 	echo "KHYVE-KIT: rc=$?"
 else
-	setsid cttyhack sh
+	# busybox's poweroff, reboot and halt signal PID 1 (this script): act on
+	# them once the shell, run in the background so that `wait` can be
+	# interrupted, is waited for. Leaving the shell powers off.
+	trap 'after=poweroff; kill -HUP $shell 2>/dev/null' USR2
+	trap 'after=reboot; kill -HUP $shell 2>/dev/null' TERM
+	trap 'after=halt; kill -HUP $shell 2>/dev/null' USR1
+	setsid cttyhack sh </dev/console >/dev/console 2>&1 &
+	shell=$!
+	while kill -0 $shell 2>/dev/null; do
+		wait $shell
+	done
 fi
 
 sync

@@ -35,6 +35,7 @@ fail() {
 
 kver=$(uname -r)
 while read -r m; do
+	[ "$m" = brd ] && continue
 	insmod "/lib/modules/$kver/$m.ko" 2>/dev/null || [ -d "/sys/module/$m" ] ||
 		echo "svm-host init: insmod $m failed"
 done </etc/modules.load
@@ -67,7 +68,20 @@ ln -sf /proc/self/fd/1 $R/dev/stdout
 ln -sf /proc/self/fd/2 $R/dev/stderr
 mount -t tmpfs -o mode=755 tmpfs $R/run
 mount -t tmpfs -o mode=1777 tmpfs $R/var/tmp
-[ "${SHARE_TMP:-0}" = 1 ] || mount -t tmpfs -o mode=1777 tmpfs $R/tmp
+if [ "${SHARE_TMP:-0}" = 1 ]; then
+	:
+elif [ "${TMP_FS:-tmpfs}" = ext4 ]; then
+	# A RAM disk with ext4, as /tmp is on many hosts: unlike tmpfs (before
+	# Linux 6.6) it takes O_DIRECT, which khyve's virtio-blk "direct" needs.
+	insmod "/lib/modules/$kver/brd.ko" rd_nr=1 rd_size="${TMP_SIZE_KB:-2097152}" max_part=0 ||
+		fail "cannot load brd for an ext4 /tmp"
+	chroot $R mkfs.ext4 -q -F -m 0 -E nodiscard,lazy_itable_init=1 /dev/ram0 ||
+		fail "cannot make ext4 on /dev/ram0 for /tmp"
+	mount -t ext4 -o noatime $R/dev/ram0 $R/tmp || fail "cannot mount the ext4 /tmp"
+	chmod 1777 $R/tmp
+else
+	mount -t tmpfs -o mode=1777 tmpfs $R/tmp
+fi
 mkdir -p $R/run/svm-host
 mount --bind /ctl $R/run/svm-host
 
@@ -87,7 +101,14 @@ stty -F /dev/ttyS0 raw -echo 2>/dev/null
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
 
 echo "$M-BEGIN" >/dev/ttyS0
-if [ "${STDIO_TTY:-0}" = 1 ]; then
+if [ "${INTERACTIVE:-0}" = 1 ]; then
+	# The console is the user's terminal: a tty in its usual modes, of the
+	# terminal's size, controlling the command's session.
+	stty -F /dev/ttyS0 sane ${ROWS:+rows $ROWS} ${COLS:+cols $COLS} 2>/dev/null
+	chroot $R /usr/bin/setsid -c -w /bin/sh /run/svm-host/cmd.sh </dev/ttyS0 >/dev/ttyS0 2>&1
+	rc=$?
+	stty -F /dev/ttyS0 raw -echo 2>/dev/null
+elif [ "${STDIO_TTY:-0}" = 1 ]; then
 	chroot $R /bin/sh /run/svm-host/cmd.sh </dev/null >/dev/ttyS0 2>/dev/ttyS1
 	rc=$?
 else

@@ -187,6 +187,14 @@ int disk_open(const struct disk_options *o, const char *vm_name, struct disk **o
 		    (o->sync ? O_SYNC : 0);
 	int r;
 	d->fd = open(o->path, flags);
+	if (d->fd < 0 && errno == EINVAL && (flags & O_DIRECT) &&
+	    access(o->path, o->ro ? R_OK : R_OK | W_OK) == 0) {
+		r = -EINVAL;
+		snprintf(err, errlen, "%s: nocache: its file system does not take O_DIRECT "
+			 "(tmpfs before Linux 6.6 does not); drop nocache or move the image",
+			 o->path);
+		goto fail;
+	}
 	if (d->fd < 0) {
 		r = -errno;
 		snprintf(err, errlen, "%s: %s", o->path, strerror(errno));

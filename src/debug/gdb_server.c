@@ -281,6 +281,13 @@ static bool use_trace_for_break(struct gdb_server *s)
 	}
 }
 
+/* Z1 asks for a debug register; where they do not fire it is traced, whatever
+ * `monitor swbreak` chose for Z0. */
+static bool use_trace_for_hw_break(struct gdb_server *s)
+{
+	return s->sw_mode == GDB_SW_TRACE || !(caps_of(s) & GDB_CAP_HW_BREAK);
+}
+
 static int insert_traced(struct gdb_server *s, enum dr_kind kind, uint64_t addr, uint64_t len)
 {
 	for (unsigned i = 0; i < s->ntr; i++)
@@ -884,7 +891,7 @@ static void handle_breakpoint(struct gdb_server *s, const char *p, bool insert)
 		if (!insert) {
 			remove_dr(s, DR_EXEC_HW, addr, 1);
 			remove_traced(s, DR_EXEC_HW, addr, 1);
-		} else if (use_trace_for_break(s)) {
+		} else if (use_trace_for_hw_break(s)) {
 			r = insert_traced(s, DR_EXEC_HW, addr, 1);
 		} else {
 			r = insert_dr(s, DR_EXEC_HW, addr, 1);

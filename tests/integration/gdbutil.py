@@ -5,7 +5,6 @@ import re
 import signal
 import socket
 import subprocess
-import time
 
 from conftest import TIMEOUT, Background, guest
 
@@ -50,16 +49,22 @@ def run_gdb(vm, *commands, timeout=TIMEOUT, symbols=True):
     return p.stdout.decode(errors="replace")
 
 
-def gdb_with_ctrl_c(vm, before, after, delay=1.0, timeout=TIMEOUT):
-    """Run gdb: the `before` commands end in a continue; after delay seconds
-    gdb gets SIGINT (what Ctrl-C does), which it passes on as an interrupt;
-    then the `after` commands run."""
+def gdb_with_ctrl_c(vm, before, after, running, timeout=TIMEOUT):
+    """Run gdb: the `before` commands end in a continue; once the guest shows
+    it runs (its stdout matches `running`, which it can print only after
+    gdb let it go), gdb gets SIGINT (what Ctrl-C does), which it passes on
+    as an interrupt; then the `after` commands run. Ordered by events, not
+    by delays: a slow host only makes it take longer."""
     p = subprocess.Popen(gdb_args(vm, list(before) + list(after)), stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          start_new_session=True)
-    deadline = time.monotonic() + delay
-    while time.monotonic() < deadline and p.poll() is None:
-        time.sleep(0.05)
+    try:
+        vm.wait_for(vm.stdout, running, timeout=timeout)
+    except AssertionError:
+        p.kill()
+        out, _ = p.communicate()
+        raise AssertionError(f"the guest never showed {running!r}; gdb said:\n"
+                             + out.decode(errors="replace"))
     p.send_signal(signal.SIGINT)
     out, _ = p.communicate(timeout=timeout)
     return out.decode(errors="replace")

@@ -92,6 +92,24 @@ def test_discard_and_write_zeroes(image):
     assert info(r.out)["discard"] == 0
 
 
+def test_nocache_on_a_file_system_without_o_direct_is_one_clear_error(rundir):
+    """tmpfs before Linux 6.6 refuses O_DIRECT: say so, rather than EINVAL."""
+    shm = "/dev/shm"
+    fd, path = __import__("tempfile").mkstemp(dir=shm, suffix=".img")
+    try:
+        os.ftruncate(fd, SIZE)
+        os.close(fd)
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_DIRECT))
+            pytest.skip(f"{shm} takes O_DIRECT on this kernel")
+        except OSError:
+            pass
+        r = blk(f"{path},nocache", "rcount=0")
+        assert_one_error(r, path, "does not take O_DIRECT")
+    finally:
+        os.unlink(path)
+
+
 def test_bhyve_options_sectorsize_serial_nocache_direct(image):
     r = passed(blk(f"{image},nocache,direct,sectorsize=4096/16384,ser=SERIAL-1234",
                    "write=1000 wcount=24 seed=9"))
