@@ -191,7 +191,7 @@ int disk_open(const struct disk_options *o, const char *vm_name, struct disk **o
 	    access(o->path, o->ro ? R_OK : R_OK | W_OK) == 0) {
 		r = -EINVAL;
 		snprintf(err, errlen, "%s: nocache: its file system does not take O_DIRECT "
-			 "(tmpfs before Linux 6.6 does not); drop nocache or move the image",
+			 "(ramfs, or tmpfs before Linux 6.6); drop nocache or move the image",
 			 o->path);
 		goto fail;
 	}
