@@ -112,67 +112,6 @@ int kfile_load(struct boot_ctx *c, const struct kfile *f, uint64_t off, uint64_t
 	return 0;
 }
 
-int boot_check_image_range(struct boot_ctx *c, const char *what, uint64_t gpa, uint64_t size)
-{
-	const struct guest_mem *gm = c->gm;
-	const char *path = c->kernel.path;
-	uint64_t end;
-	if (size == 0)
-		return 0;
-	if (__builtin_add_overflow(gpa, size, &end) || end > BOOT_4G)
-		return boot_fail(c, EINVAL, "%s: %s at 0x%llx (%llu bytes) does not fit below 4 GiB",
-				 path, what, (unsigned long long)gpa, (unsigned long long)size);
-	if (!guest_mem_is_ram(gm, gpa, size))
-		return boot_fail(c, ENOMEM,
-				 "%s: %s at 0x%llx-0x%llx does not fit in guest RAM (%llu MiB)", path,
-				 what, (unsigned long long)gpa, (unsigned long long)(end - 1),
-				 (unsigned long long)(gm->size >> 20));
-	if (gpa < BOOT_AREA_END)
-		return boot_fail(c, EINVAL,
-				 "%s: %s at 0x%llx overlaps the loader's boot data below 0x%llx", path,
-				 what, (unsigned long long)gpa, (unsigned long long)BOOT_AREA_END);
-	if (gpa < GUEST_BIOS_AREA_END && end > GUEST_EBDA_BASE)
-		return boot_fail(c, EINVAL,
-				 "%s: %s at 0x%llx-0x%llx overlaps the EBDA/BIOS area 0x%llx-0x%llx",
-				 path, what, (unsigned long long)gpa, (unsigned long long)(end - 1),
-				 (unsigned long long)GUEST_EBDA_BASE,
-				 (unsigned long long)GUEST_BIOS_AREA_END - 1);
-	return 0;
-}
-
-void strarea_init(struct strarea *s)
-{
-	s->next = BOOT_CMDLINE_GPA;
-	s->end = BOOT_CMDLINE_GPA + BOOT_CMDLINE_MAX;
-}
-
-int strarea_put(struct boot_ctx *c, struct strarea *s, const char *a, const char *b,
-		uint64_t *gpa)
-{
-	size_t la = strlen(a), lb = (b && *b) ? strlen(b) : 0;
-	uint64_t need = (uint64_t)la + (lb ? 1 + (uint64_t)lb : 0) + 1;
-	if (need > s->end - s->next)
-		return boot_fail(c, E2BIG,
-				 "%s: the command line and module strings are longer than the "
-				 "%llu KiB the loader has room for",
-				 c->kernel.path, (unsigned long long)(BOOT_CMDLINE_MAX >> 10));
-	uint64_t at = s->next;
-	int r = guest_mem_write(c->gm, at, a, la);
-	if (!r && lb) {
-		r = guest_mem_fill(c->gm, at + la, ' ', 1);
-		if (!r)
-			r = guest_mem_write(c->gm, at + la + 1, b, lb);
-	}
-	if (!r)
-		r = guest_mem_fill(c->gm, at + need - 1, 0, 1);
-	if (r)
-		return boot_fail(c, EFAULT, "%s: cannot write the command line at 0x%llx",
-				 c->kernel.path, (unsigned long long)at);
-	s->next += need;
-	*gpa = at;
-	return 0;
-}
-
 int boot_load_modules(struct boot_ctx *c, uint64_t start, struct boot_loaded_module *out)
 {
 	const struct boot_request *req = c->req;
@@ -195,10 +134,17 @@ int boot_load_modules(struct boot_ctx *c, uint64_t start, struct boot_loaded_mod
 			kfile_close(&f);
 			return -ENOMEM;
 		}
-		r = kfile_load(c, &f, 0, f.size, next, f.size);
+		char what[48];
+		snprintf(what, sizeof(what), "module %u", i + 1);
+		r = boot_claim_image(c, what, next, f.size);
+		if (!r)
+			r = kfile_load(c, &f, 0, f.size, next, f.size);
 		kfile_close(&f);
 		if (r)
 			return r;
+		if (f.size)
+			boot_inform(c, "module %u (%s) at 0x%llx-0x%llx", i + 1, m->path,
+				    (unsigned long long)next, (unsigned long long)(next + f.size - 1));
 		out[i].gpa = next;
 		out[i].size = f.size;
 		next = align_up(next + f.size, BOOT_PAGE);
@@ -346,6 +292,7 @@ int boot_load_kernel(const struct guest_mem *gm, const struct boot_request *req,
 	c->errlen = errlen;
 	c->kernel.fd = -1;
 	memset(entry, 0, sizeof(*entry));
+	boot_layout_init(c);
 
 	int r;
 	if (!req->kernel_path || !*req->kernel_path)
@@ -364,6 +311,14 @@ int boot_load_kernel(const struct guest_mem *gm, const struct boot_request *req,
 		r = load(c);
 	}
 	kfile_close(&c->kernel);
+	if (!r) {
+		boot_inform_data(c);
+		boot_inform(c, "%s entry at 0x%llx in %s", entry->format_name,
+			    (unsigned long long)entry->rip,
+			    entry->mode == BOOT_CPU_LONG64 ? "64-bit long mode"
+							   : "32-bit protected mode");
+	}
+	boot_layout_free(c);
 	if (r) {
 		memset(entry, 0, sizeof(*entry));
 		if (err && errlen && !err[0])

@@ -28,6 +28,12 @@ struct boot_request {
 	const struct boot_module *modules; /* for Linux: initrds, concatenated */
 	unsigned nr_modules;
 	uint64_t rsdp_gpa; /* 0 when the machine has no ACPI */
+	/* Optional: called with one informational line at a time (no program
+	 * name, no newline) saying what the loader decided: where each part
+	 * of the image, the modules and the boot data went, which ELF
+	 * segments it skipped and why. khyve --verbose prints them. */
+	void (*inform)(void *opaque, const char *line);
+	void *inform_opaque;
 };
 
 enum boot_cpu_mode {
@@ -58,8 +64,13 @@ struct boot_entry {
 int boot_load_kernel(const struct guest_mem *gm, const struct boot_request *req,
 		     struct boot_entry *entry, char *err, size_t errlen);
 
-/* Where the loaders put things in guest memory (below 1 MiB, outside the
- * EBDA and BIOS area; the kernel goes at 1 MiB or its ELF addresses). */
+/* Where the loaders put their own boot data (GDT, page tables, boot info,
+ * command lines, stack) when the image leaves room: the classic places
+ * below 1 MiB, outside the EBDA and BIOS area. Where the kernel image or
+ * its modules occupy one of them, that piece moves to the lowest free RAM
+ * instead (src/boot/layout.c); struct boot_entry (gdt_base, cr3, rsp,
+ * rbx/rsi) says where everything went. Boot data always lies in RAM of the
+ * e820 map, which the guest may reuse once it has read it. */
 #define BOOT_GDT_GPA 0x0500ULL
 #define BOOT_PML4_GPA 0x1000ULL    /* then PDPT 0x2000, PDs 0x3000-0x6fff */
 #define BOOT_INFO_GPA 0x7000ULL    /* boot_params / hvm_start_info / mb info */
@@ -67,5 +78,3 @@ int boot_load_kernel(const struct guest_mem *gm, const struct boot_request *req,
 #define BOOT_CMDLINE_GPA 0x20000ULL
 #define BOOT_CMDLINE_MAX 0x10000ULL /* including module strings (multiboot) */
 #define BOOT_STACK_TOP 0x20000ULL  /* rsp at entry: a stack in 0x8000-0x1ffff */
-/* Loaded kernel images, modules and initrds never go below
- * BOOT_CMDLINE_GPA + BOOT_CMDLINE_MAX, nor into 0x9fc00-0xfffff. */

@@ -82,6 +82,9 @@ int elf_parse(struct boot_ctx *c, const struct kfile *f, struct elf_image *elf)
 	if (phentsize != want_phent)
 		return boot_fail(c, ENOEXEC, "%s: ELF e_phentsize is %u, expected %u", path,
 				 phentsize, want_phent);
+	elf->ehsize = (unsigned)ehsize;
+	elf->phoff = phoff;
+	elf->phentsize = phentsize;
 	if (!in_file(phoff, (uint64_t)phnum * phentsize, f->size))
 		return boot_fail(c, ENOEXEC,
 				 "%s: the ELF program header table (%u entries at 0x%llx) extends past "
@@ -278,43 +281,159 @@ int elf_find_note(struct boot_ctx *c, const struct kfile *f, const struct elf_im
 	return r;
 }
 
-int elf_load(struct boot_ctx *c, const struct kfile *f, const struct elf_image *elf,
-	     uint64_t *end)
+/* The longest run of padding allowed between the headers and notes of a
+ * segment that holds only those (notes are 4- or 8-byte aligned). */
+#define META_GAP_MAX 64u
+
+/* File ranges that hold no code or data: the ELF header, the program
+ * header table, and each PT_NOTE; sorted by start. */
+struct meta_piece {
+	uint64_t start, end;
+	bool note;
+};
+
+static int piece_cmp(const void *a, const void *b)
 {
-	char what[48];
-	unsigned nload = 0;
-	uint64_t hi = 0;
+	const struct meta_piece *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static struct meta_piece *meta_pieces(const struct elf_image *elf, unsigned *n)
+{
+	struct meta_piece *p = calloc(elf->phnum + 2, sizeof(*p));
+	if (!p)
+		return NULL;
+	unsigned k = 0;
+	p[k++] = (struct meta_piece){ 0, elf->ehsize, false };
+	p[k++] = (struct meta_piece){ elf->phoff,
+				      elf->phoff + (uint64_t)elf->phnum * elf->phentsize, false };
 	for (unsigned i = 0; i < elf->phnum; i++) {
 		const struct elf_phdr *ph = &elf->ph[i];
+		if (ph->type == ELF_PT_NOTE && ph->filesz) /* in the file: elf_parse */
+			p[k++] = (struct meta_piece){ ph->offset, ph->offset + ph->filesz, true };
+	}
+	qsort(p, k, sizeof(*p), piece_cmp);
+	*n = k;
+	return p;
+}
+
+/* [at, at+len) of the file is zero padding: short and all zero bytes. */
+static int zero_gap(struct boot_ctx *c, const struct kfile *f, uint64_t at, uint64_t len)
+{
+	if (len > META_GAP_MAX)
+		return 0;
+	uint8_t buf[META_GAP_MAX];
+	int r = kfile_read(c, f, at, buf, (size_t)len);
+	if (r)
+		return r;
+	for (uint64_t i = 0; i < len; i++)
+		if (buf[i])
+			return 0;
+	return 1;
+}
+
+/* Whether a PT_LOAD holds only the ELF header, the program header table
+ * and notes: its file bytes are covered by those (and by zero padding
+ * between them), it has no bss and is neither executable nor writable.
+ * Returns 1 and names what it holds in *holds, 0 when it holds anything
+ * else, or a negative errno when the file cannot be read. */
+static int meta_only(struct boot_ctx *c, const struct kfile *f, const struct meta_piece *p,
+		     unsigned n, const struct elf_phdr *ph, const char **holds)
+{
+	if (ph->filesz == 0 || ph->filesz != ph->memsz || (ph->flags & (ELF_PF_X | ELF_PF_W)))
+		return 0;
+	const uint64_t end = ph->offset + ph->filesz; /* checked by elf_parse */
+	bool headers = false, notes = false;
+	uint64_t at = ph->offset;
+	for (unsigned i = 0; i < n && at < end; i++) {
+		if (p[i].end <= at)
+			continue;
+		if (p[i].start > at) {
+			uint64_t to = min_u64(p[i].start, end);
+			int r = zero_gap(c, f, at, to - at);
+			if (r <= 0)
+				return r;
+			at = to;
+			if (at == end)
+				break;
+		}
+		if (p[i].note)
+			notes = true;
+		else
+			headers = true;
+		at = p[i].end;
+	}
+	if (at < end) {
+		int r = zero_gap(c, f, at, end - at);
+		if (r <= 0)
+			return r;
+	}
+	if (!headers && !notes)
+		return 0;
+	*holds = headers && notes ? "the ELF headers and notes"
+		 : headers	  ? "the ELF and program headers"
+				  : "notes";
+	return 1;
+}
+
+int elf_load(struct boot_ctx *c, const struct kfile *f, struct elf_image *elf, uint64_t *end)
+{
+	char what[48], where[160];
+	unsigned nload = 0, npieces = 0;
+	uint64_t hi = 0;
+	struct meta_piece *pieces = NULL; /* made when first needed */
+	int r = 0;
+	for (unsigned i = 0; i < elf->phnum && !r; i++) {
+		struct elf_phdr *ph = &elf->ph[i];
+		ph->skipped = false;
 		if (ph->type != ELF_PT_LOAD || ph->memsz == 0)
 			continue;
 		snprintf(what, sizeof(what), "ELF segment %u", i);
-		int r = boot_check_image_range(c, what, ph->paddr, ph->memsz);
-		if (r)
-			return r;
-		for (unsigned j = 0; j < i; j++) {
-			const struct elf_phdr *q = &elf->ph[j];
-			if (q->type != ELF_PT_LOAD || q->memsz == 0)
+		const char *off_ram = boot_not_ram(c, ph->paddr, ph->memsz, where, sizeof(where));
+		if (off_ram) {
+			const char *holds = NULL;
+			if (!pieces && !(pieces = meta_pieces(elf, &npieces))) {
+				r = boot_fail(c, ENOMEM, "%s: out of memory", f->path);
+				break;
+			}
+			int m = meta_only(c, f, pieces, npieces, ph, &holds);
+			if (m < 0) {
+				r = m;
+				break;
+			}
+			if (m) {
+				ph->skipped = true;
+				boot_inform(c,
+					    "ELF segment %u at 0x%llx-0x%llx skipped: it holds only "
+					    "%s and lies %s",
+					    i, (unsigned long long)ph->paddr,
+					    (unsigned long long)(ph->paddr + ph->memsz - 1), holds,
+					    off_ram);
 				continue;
-			/* both checked: no wrap */
-			if (ph->paddr < q->paddr + q->memsz && q->paddr < ph->paddr + ph->memsz)
-				return boot_fail(c, ENOEXEC,
-						 "%s: ELF segments %u and %u overlap at 0x%llx",
-						 f->path, j, i,
-						 (unsigned long long)max_u64(ph->paddr, q->paddr));
+			}
 		}
+		r = boot_claim_image(c, what, ph->paddr, ph->memsz);
+		if (r)
+			break;
 		nload++;
 		hi = max_u64(hi, ph->paddr + ph->memsz);
 	}
+	free(pieces);
+	if (r)
+		return r;
 	if (nload == 0)
 		return boot_fail(c, ENOEXEC, "%s: the ELF file has no loadable segments", f->path);
 	for (unsigned i = 0; i < elf->phnum; i++) {
 		const struct elf_phdr *ph = &elf->ph[i];
-		if (ph->type != ELF_PT_LOAD || ph->memsz == 0)
+		if (ph->type != ELF_PT_LOAD || ph->memsz == 0 || ph->skipped)
 			continue;
-		int r = kfile_load(c, f, ph->offset, ph->filesz, ph->paddr, ph->memsz);
+		r = kfile_load(c, f, ph->offset, ph->filesz, ph->paddr, ph->memsz);
 		if (r)
 			return r;
+		boot_inform(c, "ELF segment %u at 0x%llx-0x%llx (%llu bytes from file offset 0x%llx)",
+			    i, (unsigned long long)ph->paddr,
+			    (unsigned long long)(ph->paddr + ph->memsz - 1),
+			    (unsigned long long)ph->filesz, (unsigned long long)ph->offset);
 	}
 	*end = hi;
 	return 0;
@@ -324,7 +443,8 @@ bool elf_paddr_loaded(const struct elf_image *elf, uint64_t gpa)
 {
 	for (unsigned i = 0; i < elf->phnum; i++) {
 		const struct elf_phdr *ph = &elf->ph[i];
-		if (ph->type == ELF_PT_LOAD && gpa >= ph->paddr && gpa - ph->paddr < ph->memsz)
+		if (ph->type == ELF_PT_LOAD && !ph->skipped && gpa >= ph->paddr &&
+		    gpa - ph->paddr < ph->memsz)
 			return true;
 	}
 	return false;
@@ -334,7 +454,8 @@ uint64_t elf_vaddr_to_paddr(const struct elf_image *elf, uint64_t vaddr)
 {
 	for (unsigned i = 0; i < elf->phnum; i++) {
 		const struct elf_phdr *ph = &elf->ph[i];
-		if (ph->type == ELF_PT_LOAD && vaddr >= ph->vaddr && vaddr - ph->vaddr < ph->memsz)
+		if (ph->type == ELF_PT_LOAD && !ph->skipped && vaddr >= ph->vaddr &&
+		    vaddr - ph->vaddr < ph->memsz)
 			return ph->paddr + (vaddr - ph->vaddr);
 	}
 	return vaddr;

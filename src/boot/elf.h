@@ -11,6 +11,8 @@
 #define ELF_PT_LOAD 1
 #define ELF_PT_NOTE 4
 #define ELF_SHT_NOTE 7
+#define ELF_PF_X 1
+#define ELF_PF_W 2
 #define ELF_EM_386 3
 #define ELF_EM_X86_64 62
 #define ELF_MAX_PHNUM 1024u
@@ -21,13 +23,15 @@
 struct elf_phdr {
 	uint32_t type, flags;
 	uint64_t offset, vaddr, paddr, filesz, memsz, align;
+	bool skipped; /* a PT_LOAD elf_load() left out (headers or notes only) */
 };
 
 struct elf_image {
 	int bits; /* 32 or 64 */
 	uint16_t type, machine;
 	uint64_t entry;
-	unsigned phnum;
+	unsigned phnum, ehsize, phentsize;
+	uint64_t phoff;
 	struct elf_phdr *ph; /* phnum entries, validated against the file */
 	uint64_t shoff;
 	unsigned shnum, shentsize;
@@ -48,10 +52,14 @@ int elf_find_note(struct boot_ctx *c, const struct kfile *f, const struct elf_im
 		  size_t *desc_len);
 
 /* Loads every PT_LOAD (p_memsz > 0) at p_paddr, zeroing the bss part, after
- * checking all of them: in RAM below 4 GiB, clear of the boot area, not
- * overlapping each other. *end gets the highest end address. */
-int elf_load(struct boot_ctx *c, const struct kfile *f, const struct elf_image *elf,
-	     uint64_t *end);
+ * claiming all of them (boot_claim_image: in RAM below 4 GiB, not
+ * overlapping each other). A PT_LOAD that cannot be loaded where it asks
+ * (outside RAM, above 4 GiB, in the EBDA/BIOS area) but holds nothing the
+ * kernel runs, only the ELF and program headers or notes (what ld makes of
+ * -Ttext without a linker script), is skipped instead, as QEMU's loader
+ * in effect does (its writes there go nowhere), and marked so.
+ * *end gets the highest end address of the loaded segments. */
+int elf_load(struct boot_ctx *c, const struct kfile *f, struct elf_image *elf, uint64_t *end);
 
 /* True when gpa lies inside a loaded segment ([p_paddr, p_paddr+p_memsz)). */
 bool elf_paddr_loaded(const struct elf_image *elf, uint64_t gpa);

@@ -2,7 +2,11 @@
  * TR), identity-mapped page tables for long mode, and the control
  * registers, written into guest memory and struct boot_entry.
  *
- * GDT at BOOT_GDT_GPA (the Linux boot protocol's selectors):
+ * Each lives at its usual place (BOOT_GDT_GPA, BOOT_PML4_GPA, the stack
+ * below BOOT_STACK_TOP) unless the image is there; then boot_alloc() finds
+ * it room elsewhere.
+ *
+ * GDT (the Linux boot protocol's selectors):
  *   0x00 null, 0x08 unused,
  *   0x10 code: flat 4 GiB, execute/read; L=1 in long mode, D=1 otherwise
  *   0x18 data: flat 4 GiB, read/write
@@ -39,6 +43,26 @@ static uint64_t seg_desc(uint32_t base, uint32_t limit, uint8_t access, uint8_t 
 	       (uint64_t)(flags & 0xf) << 52 | (uint64_t)(base >> 24) << 56;
 }
 
+int boot_place_cpu_data(struct boot_ctx *c, bool long_mode)
+{
+	if (c->cpu_data_placed)
+		return 0;
+	int r = boot_alloc(c, "the GDT", GDT_SIZE, 16, BOOT_GDT_GPA, &c->gdt_gpa);
+	/* No boot protocol promises a stack; the usual one is generous, one
+	 * that has to move is smaller. */
+	uint64_t stack = 0, size = 0;
+	if (!r)
+		r = boot_alloc_sized(c, "the stack", BOOT_STACK_MOVED, 16, BOOT_STACK_GPA,
+				     BOOT_STACK_TOP - BOOT_STACK_GPA, &stack, &size);
+	c->stack_top = stack + size;
+	if (!r && long_mode)
+		r = boot_alloc(c, "the page tables", 6 * BOOT_PAGE, BOOT_PAGE, BOOT_PML4_GPA,
+			       &c->pml4_gpa);
+	if (!r)
+		c->cpu_data_placed = true;
+	return r;
+}
+
 static int write_gdt(struct boot_ctx *c, bool long_mode)
 {
 	uint8_t gdt[GDT_SIZE] = { 0 };
@@ -47,17 +71,20 @@ static int write_gdt(struct boot_ctx *c, bool long_mode)
 	put_le64(gdt + SEL_DATA, seg_desc(0, 0xfffff, 0x93, 0xc));
 	put_le64(gdt + SEL_TSS, seg_desc(0, TSS_LIMIT, 0x8b, 0));
 	/* gdt[0x28..0x2f]: base bits 63:32 of the 64-bit TSS descriptor, 0 */
-	if (guest_mem_write(c->gm, BOOT_GDT_GPA, gdt, sizeof(gdt)))
+	int r = boot_place_cpu_data(c, long_mode);
+	if (r)
+		return r;
+	if (guest_mem_write(c->gm, c->gdt_gpa, gdt, sizeof(gdt)))
 		return boot_fail(c, EFAULT, "cannot write the GDT at 0x%llx",
-				 (unsigned long long)BOOT_GDT_GPA);
+				 (unsigned long long)c->gdt_gpa);
 	struct boot_entry *e = c->entry;
-	e->gdt_base = BOOT_GDT_GPA;
+	e->gdt_base = c->gdt_gpa;
 	e->gdt_limit = GDT_SIZE - 1;
 	e->code_sel = SEL_CODE;
 	e->data_sel = SEL_DATA;
 	e->tss_sel = SEL_TSS;
 	e->rflags = 0x2;
-	e->rsp = BOOT_STACK_TOP;
+	e->rsp = c->stack_top;
 	return 0;
 }
 
@@ -65,12 +92,12 @@ static int write_gdt(struct boot_ctx *c, bool long_mode)
 static int write_page_tables(struct boot_ctx *c)
 {
 	uint8_t page[BOOT_PAGE];
-	const uint64_t pdpt = BOOT_PML4_GPA + 0x1000, pd = BOOT_PML4_GPA + 0x2000;
+	const uint64_t pml4 = c->pml4_gpa, pdpt = pml4 + 0x1000, pd = pml4 + 0x2000;
 	int r = 0;
 
 	memset(page, 0, sizeof(page));
 	put_le64(page, pdpt | PTE_P | PTE_RW);
-	r |= guest_mem_write(c->gm, BOOT_PML4_GPA, page, sizeof(page));
+	r |= guest_mem_write(c->gm, pml4, page, sizeof(page));
 
 	memset(page, 0, sizeof(page));
 	for (unsigned i = 0; i < 4; i++)
@@ -86,7 +113,7 @@ static int write_page_tables(struct boot_ctx *c)
 	}
 	if (r)
 		return boot_fail(c, EFAULT, "cannot write the page tables at 0x%llx",
-				 (unsigned long long)BOOT_PML4_GPA);
+				 (unsigned long long)pml4);
 	return 0;
 }
 
@@ -101,7 +128,7 @@ int boot_enter_long64(struct boot_ctx *c, uint64_t rip)
 	e->mode = BOOT_CPU_LONG64;
 	e->rip = rip;
 	e->cr0 = CR0_PE | CR0_ET | CR0_PG;
-	e->cr3 = BOOT_PML4_GPA;
+	e->cr3 = c->pml4_gpa;
 	e->cr4 = CR4_PAE;
 	e->efer = EFER_LME | EFER_LMA;
 	return 0;

@@ -1,7 +1,8 @@
 /* Linux bzImage, entered through the 64-bit boot protocol
  * (Documentation/arch/x86/boot.rst): the protected-mode kernel at 1 MiB,
  * boot_params (the "zero page") at BOOT_INFO_GPA, the command line at
- * BOOT_CMDLINE_GPA, the initrds concatenated high in low RAM, and the vCPU
+ * BOOT_CMDLINE_GPA (both below 1 MiB, where the kernel never reaches), the
+ * initrds concatenated high in low RAM, and the vCPU
  * in long mode at load address + 0x200 with %rsi = &boot_params. */
 #include <errno.h>
 #include <stdio.h>
@@ -99,6 +100,7 @@ static int load_initrds(struct boot_ctx *c, uint64_t kernel_end, uint64_t initrd
 				      (unsigned long long)floor, (unsigned long long)limit);
 		} else {
 			uint64_t at = start;
+			r = boot_claim_image(c, "the initrd", start, total);
 			for (unsigned i = 0; i < n && !r; i++) {
 				uint64_t padded = align_up(files[i].size, 4);
 				r = kfile_load(c, &files[i], 0, files[i].size, at, padded);
@@ -106,6 +108,10 @@ static int load_initrds(struct boot_ctx *c, uint64_t kernel_end, uint64_t initrd
 			}
 			*gpa_out = start;
 			*size_out = total;
+			if (!r && total)
+				boot_inform(c, "initrd at 0x%llx-0x%llx (%u file%s)",
+					    (unsigned long long)start,
+					    (unsigned long long)(start + total - 1), n, n == 1 ? "" : "s");
 		}
 	}
 	for (unsigned i = 0; i < n; i++)
@@ -206,9 +212,17 @@ int linux_load(struct boot_ctx *c)
 				 (unsigned long long)init_size, (unsigned long long)runtime,
 				 (unsigned long long)(gm->size >> 20));
 
-	int r = kfile_load(c, &c->kernel, setup_size, payload, load, payload);
+	/* The kernel may use all of [load, kernel_end) while it decompresses. */
+	int r = boot_claim_image(c, "the kernel", load, kernel_end - load);
+	if (!r)
+		r = kfile_load(c, &c->kernel, setup_size, payload, load, payload);
 	if (r)
 		return r;
+	boot_inform(c, "kernel at 0x%llx-0x%llx (%llu bytes; it runs at 0x%llx and needs RAM up "
+		    "to 0x%llx)",
+		    (unsigned long long)load, (unsigned long long)(load + payload - 1),
+		    (unsigned long long)payload, (unsigned long long)runtime,
+		    (unsigned long long)kernel_end);
 
 	uint64_t initrd_gpa = 0, initrd_size = 0;
 	if (c->req->nr_modules) {
@@ -218,8 +232,16 @@ int linux_load(struct boot_ctx *c)
 			return r;
 	}
 
-	/* boot_params */
-	uint8_t *bp = calloc(1, BOOT_INFO_END - BOOT_INFO_GPA);
+	/* boot_params and the command line */
+	uint64_t bp_gpa, cmdline_gpa;
+	r = boot_place_cpu_data(c, true);
+	if (!r)
+		r = boot_alloc(c, "boot_params", BOOT_INFO_SIZE, BOOT_PAGE, BOOT_INFO_GPA, &bp_gpa);
+	if (!r)
+		r = boot_alloc(c, "the command line", cmdlen + 1, 16, BOOT_CMDLINE_GPA, &cmdline_gpa);
+	if (r)
+		return r;
+	uint8_t *bp = calloc(1, BOOT_INFO_SIZE);
 	if (!bp)
 		return boot_fail(c, ENOMEM, "out of memory");
 	size_t hdr_end = (size_t)HDR_JUMP + 2 + h[HDR_JUMP + 1];
@@ -229,7 +251,7 @@ int linux_load(struct boot_ctx *c)
 	bp[HDR_TYPE_OF_LOADER] = 0xff;
 	bp[HDR_LOADFLAGS] |= CAN_USE_HEAP;
 	put_le16(bp + HDR_HEAP_END_PTR, 0xfe00);
-	put_le32(bp + HDR_CMD_LINE_PTR, (uint32_t)BOOT_CMDLINE_GPA);
+	put_le32(bp + HDR_CMD_LINE_PTR, (uint32_t)cmdline_gpa);
 	put_le32(bp + BP_EXT_CMD_LINE_PTR, 0);
 	put_le32(bp + HDR_RAMDISK_IMAGE, (uint32_t)initrd_gpa);
 	put_le32(bp + HDR_RAMDISK_SIZE, (uint32_t)initrd_size);
@@ -248,17 +270,17 @@ int linux_load(struct boot_ctx *c)
 		put_le64(e + 8, map[i].size);
 		put_le32(e + 16, map[i].type);
 	}
-	r = guest_mem_write(gm, BOOT_INFO_GPA, bp, BOOT_INFO_END - BOOT_INFO_GPA);
+	r = guest_mem_write(gm, bp_gpa, bp, BOOT_INFO_SIZE);
 	free(bp);
 	if (!r)
-		r = guest_mem_write(gm, BOOT_CMDLINE_GPA, cmdline, cmdlen + 1);
+		r = guest_mem_write(gm, cmdline_gpa, cmdline, cmdlen + 1);
 	if (r)
 		return boot_fail(c, EFAULT, "%s: cannot write boot_params", path);
 
 	r = boot_enter_long64(c, load + ENTRY64_OFFSET);
 	if (r)
 		return r;
-	c->entry->rsi = BOOT_INFO_GPA;
+	c->entry->rsi = bp_gpa;
 	c->entry->format_name = "bzImage";
 	return 0;
 }

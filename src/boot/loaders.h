@@ -11,9 +11,12 @@
  * lie wholly within it (Multiboot spec 3.1.1). */
 #define BOOT_HEAD_LEN 8192u
 #define BOOT_MAX_MODULES 64u
-/* Nothing the image asks for may land below this (GDT, page tables, boot
- * info, TSS, stack, command lines). */
-#define BOOT_AREA_END (BOOT_CMDLINE_GPA + BOOT_CMDLINE_MAX)
+#define BOOT_INFO_SIZE (BOOT_INFO_END - BOOT_INFO_GPA)
+#define BOOT_STACK_GPA 0x8000ULL    /* the usual stack: [0x8000, BOOT_STACK_TOP) */
+#define BOOT_STACK_MOVED 0x4000ULL  /* its size when the image is in the way */
+/* Boot data is never placed below this: the real-mode IVT and the BIOS
+ * data area, which firmware would leave there. */
+#define BOOT_DATA_FLOOR 0x500ULL
 #define BOOT_4G 0x100000000ULL
 #define BOOT_1M 0x100000ULL
 #define BOOT_PAGE 0x1000ULL
@@ -25,6 +28,13 @@ struct kfile {
 	uint64_t size;
 };
 
+/* One range of guest memory this boot uses (layout.c). */
+struct boot_claim {
+	uint64_t start, end; /* [start, end) */
+	bool data;           /* khyve's boot data, not the image or a module */
+	char what[56];       /* "ELF segment 2", "module 1", "the GDT" */
+};
+
 struct boot_ctx {
 	const struct guest_mem *gm;
 	const struct boot_request *req;
@@ -34,6 +44,14 @@ struct boot_ctx {
 	struct kfile kernel;
 	size_t headlen;
 	uint8_t head[BOOT_HEAD_LEN]; /* the first headlen bytes of the kernel */
+	/* The guest's e820 map, and what this boot has placed in it so far. */
+	struct e820_entry map[E820_MAX_ENTRIES];
+	int nmap;
+	struct boot_claim *claims;
+	unsigned nclaims, claims_cap;
+	/* entry.c's pieces, placed by boot_place_cpu_data() */
+	bool cpu_data_placed;
+	uint64_t gdt_gpa, stack_top, pml4_gpa;
 };
 
 /* Formats "fmt" into c->err and returns -errnum (errnum > 0). */
@@ -93,27 +111,58 @@ static inline void put_le64(uint8_t *p, uint64_t v)
 	put_le32(p + 4, (uint32_t)(v >> 32));
 }
 
-/* Refuses a kernel-image range [gpa, gpa+size) that is not wholly in RAM
- * below 4 GiB, or that overlaps the boot area or the EBDA/BIOS area.
- * "what" names it in the message ("ELF segment 2"). */
-int boot_check_image_range(struct boot_ctx *c, const char *what, uint64_t gpa, uint64_t size);
+/* layout.c: the guest-physical map of one boot. */
+void boot_layout_init(struct boot_ctx *c);
+void boot_layout_free(struct boot_ctx *c);
+/* NULL when [gpa, gpa+size) lies wholly in one RAM range of the e820 map
+ * below 4 GiB (size > 0); otherwise where it lies instead, for a message:
+ * "above 4 GiB", "outside guest RAM (64 MiB)", "in the EBDA/BIOS area
+ * 0x9fc00-0xfffff". buf holds the text. */
+const char *boot_not_ram(struct boot_ctx *c, uint64_t gpa, uint64_t size, char *buf, size_t len);
+/* Records [gpa, gpa+size) as part of the image ("what" names it in
+ * messages: "ELF segment 2", "the initrd"). Refuses a range that is not
+ * wholly in e820 RAM below 4 GiB, or that overlaps anything claimed before
+ * (the message names both). size 0 claims nothing. */
+int boot_claim_image(struct boot_ctx *c, const char *what, uint64_t gpa, uint64_t size);
+/* Places size bytes of boot data (align: a power of two): at prefer when
+ * that range is free RAM, else at the lowest free, aligned RAM from
+ * BOOT_DATA_FLOOR up, below 4 GiB, and not in a page the image or a module
+ * touches. Says so through the inform callback when it had to move. */
+int boot_alloc(struct boot_ctx *c, const char *what, uint64_t size, uint64_t align,
+	       uint64_t prefer, uint64_t *gpa);
+/* The same, where the usual place holds prefer_size bytes and a moved
+ * piece only size; *got says which. */
+int boot_alloc_sized(struct boot_ctx *c, const char *what, uint64_t size, uint64_t align,
+		     uint64_t prefer, uint64_t prefer_size, uint64_t *gpa, uint64_t *got);
+/* Calls the request's inform callback with one formatted line. */
+void boot_inform(struct boot_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One line listing every piece of boot data (after a successful load). */
+void boot_inform_data(struct boot_ctx *c);
 
-/* Command-line strings in [BOOT_CMDLINE_GPA, +BOOT_CMDLINE_MAX). */
+/* Command-line strings, in one piece of boot data of the size needed. */
 struct strarea {
 	uint64_t next, end;
 };
-void strarea_init(struct strarea *s);
+/* Bytes strarea_put(a, b) takes: "a" or "a b", and a NUL. */
+uint64_t strarea_need(const char *a, const char *b);
+/* Places need bytes (at most BOOT_CMDLINE_MAX; 0: nothing) of strings. */
+int strarea_init(struct boot_ctx *c, struct strarea *s, uint64_t need, const char *what);
 /* Writes "a" or "a b" (b non-NULL and non-empty) with a NUL; stores its gpa. */
 int strarea_put(struct boot_ctx *c, struct strarea *s, const char *a, const char *b,
 		uint64_t *gpa);
 
 /* The request's modules, each page-aligned, placed one after another from
- * align_up(start) and wholly below min(low RAM end, 4 GiB). */
+ * align_up(max(start, 1 MiB)) and wholly below min(low RAM end, 4 GiB);
+ * each is claimed as "module N". */
 struct boot_loaded_module {
 	uint64_t gpa, size;
 };
 int boot_load_modules(struct boot_ctx *c, uint64_t start, struct boot_loaded_module *out);
 
+/* entry.c: place the GDT, the stack and (long_mode) the page tables; the
+ * loaders call it before placing their other boot data, so that these keep
+ * their usual places whenever those are free. boot_enter_*() call it too. */
+int boot_place_cpu_data(struct boot_ctx *c, bool long_mode);
 /* entry.c: write the GDT (and TSS / page tables) and fill c->entry. */
 int boot_enter_long64(struct boot_ctx *c, uint64_t rip);
 int boot_enter_prot32(struct boot_ctx *c, uint64_t rip);
@@ -140,7 +189,7 @@ struct mb_header {
 void multiboot_find(const uint8_t *head, size_t len, struct mb_header *mh);
 struct elf_image;
 /* elf may be NULL (a.out kludge image). */
-int multiboot_load(struct boot_ctx *c, const struct mb_header *mh, const struct elf_image *elf);
+int multiboot_load(struct boot_ctx *c, const struct mb_header *mh, struct elf_image *elf);
 
 /* pvh.c */
-int pvh_load(struct boot_ctx *c, const struct elf_image *elf, uint32_t entry);
+int pvh_load(struct boot_ctx *c, struct elf_image *elf, uint32_t entry);

@@ -1,7 +1,8 @@
 /* Multiboot v1 (the GNU Multiboot Specification 0.6.96): an ELF32/ELF64
  * image loaded by its program headers, or any image loaded by the header's
  * address fields (flag 16, the "a.out kludge"); the Multiboot information
- * structure at BOOT_INFO_GPA; the vCPU in flat 32-bit protected mode with
+ * structure at BOOT_INFO_GPA (or wherever boot_alloc() finds room beside
+ * the image); the vCPU in flat 32-bit protected mode with
  * %eax = 0x2BADB002 and %ebx = &info. */
 #include <errno.h>
 #include <string.h>
@@ -38,8 +39,7 @@
 _Static_assert(MMAP_OFF >= MI_SIZE, "layout");
 _Static_assert(MMAP_OFF + E820_MAX_ENTRIES * MMAP_ENTRY <= NAME_OFF, "layout");
 _Static_assert(NAME_OFF + sizeof(LOADER_NAME) <= MODS_OFF, "layout");
-_Static_assert(MODS_OFF + BOOT_MAX_MODULES * MODS_ENTRY <= BOOT_INFO_END - BOOT_INFO_GPA,
-	       "layout");
+_Static_assert(MODS_OFF + BOOT_MAX_MODULES * MODS_ENTRY <= BOOT_INFO_SIZE, "layout");
 
 /* Flags the loader understands; any other bit in the low 16 is a
  * requirement it cannot meet. Video mode (bit 2) is a wish: no video. */
@@ -126,7 +126,7 @@ static int load_aout(struct boot_ctx *c, const struct mb_header *mh, uint64_t *e
 	}
 	if (memsz == 0)
 		return boot_fail(c, ENOEXEC, "%s: the Multiboot image is empty", path);
-	int r = boot_check_image_range(c, "Multiboot image", mh->load_addr, memsz);
+	int r = boot_claim_image(c, "Multiboot image", mh->load_addr, memsz);
 	if (r)
 		return r;
 	if (mh->entry_addr < mh->load_addr || mh->entry_addr - mh->load_addr >= memsz)
@@ -138,12 +138,15 @@ static int load_aout(struct boot_ctx *c, const struct mb_header *mh, uint64_t *e
 	r = kfile_load(c, &c->kernel, load_off, size, mh->load_addr, memsz);
 	if (r)
 		return r;
+	boot_inform(c, "Multiboot image at 0x%x-0x%llx (%llu bytes from file offset 0x%llx)",
+		    mh->load_addr, (unsigned long long)(mh->load_addr + memsz - 1),
+		    (unsigned long long)size, (unsigned long long)load_off);
 	*entry = mh->entry_addr;
 	*end = mh->load_addr + memsz;
 	return 0;
 }
 
-static int load_elf(struct boot_ctx *c, const struct elf_image *elf, uint64_t *entry,
+static int load_elf(struct boot_ctx *c, struct elf_image *elf, uint64_t *entry,
 		    uint64_t *end)
 {
 	const char *path = c->kernel.path;
@@ -162,7 +165,7 @@ static int load_elf(struct boot_ctx *c, const struct elf_image *elf, uint64_t *e
 	return 0;
 }
 
-int multiboot_load(struct boot_ctx *c, const struct mb_header *mh, const struct elf_image *elf)
+int multiboot_load(struct boot_ctx *c, const struct mb_header *mh, struct elf_image *elf)
 {
 	const struct boot_request *req = c->req;
 	const char *path = c->kernel.path;
@@ -202,10 +205,21 @@ int multiboot_load(struct boot_ctx *c, const struct mb_header *mh, const struct 
 	if (r)
 		return r;
 
-	uint8_t info[BOOT_INFO_END - BOOT_INFO_GPA];
+	uint8_t info[BOOT_INFO_SIZE];
 	memset(info, 0, sizeof(info));
+	uint64_t ia;
+	r = boot_place_cpu_data(c, false);
+	if (!r)
+		r = boot_alloc(c, "the Multiboot information", sizeof(info), BOOT_PAGE, BOOT_INFO_GPA, &ia);
+	if (r)
+		return r;
 	struct strarea sa;
-	strarea_init(&sa);
+	uint64_t need = strarea_need(path, req->cmdline);
+	for (unsigned i = 0; i < req->nr_modules; i++)
+		need += strarea_need(req->modules[i].path, req->modules[i].args);
+	r = strarea_init(c, &sa, need, "the command line and module strings");
+	if (r)
+		return r;
 	uint64_t cmdline_gpa;
 	r = strarea_put(c, &sa, path, req->cmdline, &cmdline_gpa);
 	if (r)
@@ -238,18 +252,18 @@ int multiboot_load(struct boot_ctx *c, const struct mb_header *mh, const struct 
 	put_le32(info + MI_MEM_UPPER, (uint32_t)upper);
 	put_le32(info + MI_CMDLINE, (uint32_t)cmdline_gpa);
 	put_le32(info + MI_MODS_COUNT, req->nr_modules);
-	put_le32(info + MI_MODS_ADDR, (uint32_t)(BOOT_INFO_GPA + MODS_OFF));
+	put_le32(info + MI_MODS_ADDR, (uint32_t)(ia + MODS_OFF));
 	put_le32(info + MI_MMAP_LENGTH, (uint32_t)(n * MMAP_ENTRY));
-	put_le32(info + MI_MMAP_ADDR, (uint32_t)(BOOT_INFO_GPA + MMAP_OFF));
-	put_le32(info + MI_BOOT_LOADER_NAME, (uint32_t)(BOOT_INFO_GPA + NAME_OFF));
-	if (guest_mem_write(gm, BOOT_INFO_GPA, info, sizeof(info)))
+	put_le32(info + MI_MMAP_ADDR, (uint32_t)(ia + MMAP_OFF));
+	put_le32(info + MI_BOOT_LOADER_NAME, (uint32_t)(ia + NAME_OFF));
+	if (guest_mem_write(gm, ia, info, sizeof(info)))
 		return boot_fail(c, EFAULT, "%s: cannot write the Multiboot information", path);
 
 	r = boot_enter_prot32(c, entry);
 	if (r)
 		return r;
 	c->entry->rax = MB_BOOTLOADER_MAGIC;
-	c->entry->rbx = BOOT_INFO_GPA;
+	c->entry->rbx = ia;
 	c->entry->format_name = "Multiboot";
 	return 0;
 }

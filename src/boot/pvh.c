@@ -1,6 +1,7 @@
 /* PVH direct boot (xen/include/public/arch-x86/hvm/start_info.h): the ELF's
  * PT_LOAD segments at their physical addresses, hvm_start_info version 1 at
- * BOOT_INFO_GPA (with the memory map and the module list after it), and the
+ * BOOT_INFO_GPA or wherever boot_alloc() finds room beside the image (with
+ * the memory map and the module list after it), and the
  * vCPU in flat 32-bit protected mode at the XEN_ELFNOTE_PHYS32_ENTRY
  * address with %ebx = &hvm_start_info. */
 #include <errno.h>
@@ -31,10 +32,9 @@
 
 _Static_assert(MEMMAP_OFF >= SI_SIZE, "layout");
 _Static_assert(MEMMAP_OFF + E820_MAX_ENTRIES * MEMMAP_ENTRY <= MODLIST_OFF, "layout");
-_Static_assert(MODLIST_OFF + BOOT_MAX_MODULES * MODLIST_ENTRY <= BOOT_INFO_END - BOOT_INFO_GPA,
-	       "layout");
+_Static_assert(MODLIST_OFF + BOOT_MAX_MODULES * MODLIST_ENTRY <= BOOT_INFO_SIZE, "layout");
 
-int pvh_load(struct boot_ctx *c, const struct elf_image *elf, uint32_t entry)
+int pvh_load(struct boot_ctx *c, struct elf_image *elf, uint32_t entry)
 {
 	const struct boot_request *req = c->req;
 	const char *path = c->kernel.path;
@@ -51,10 +51,22 @@ int pvh_load(struct boot_ctx *c, const struct elf_image *elf, uint32_t entry)
 	if (r)
 		return r;
 
-	uint8_t info[BOOT_INFO_END - BOOT_INFO_GPA];
+	uint8_t info[BOOT_INFO_SIZE];
 	memset(info, 0, sizeof(info));
+	uint64_t ia;
+	r = boot_place_cpu_data(c, false);
+	if (!r)
+		r = boot_alloc(c, "hvm_start_info", sizeof(info), BOOT_PAGE, BOOT_INFO_GPA, &ia);
+	if (r)
+		return r;
 	struct strarea sa;
-	strarea_init(&sa);
+	uint64_t need = req->cmdline ? strarea_need(req->cmdline, NULL) : 0;
+	for (unsigned i = 0; i < req->nr_modules; i++)
+		if (req->modules[i].args)
+			need += strarea_need(req->modules[i].args, NULL);
+	r = strarea_init(c, &sa, need, "the command line and module strings");
+	if (r)
+		return r;
 	uint64_t cmdline_gpa = 0;
 	if (req->cmdline) {
 		r = strarea_put(c, &sa, req->cmdline, NULL, &cmdline_gpa);
@@ -86,18 +98,18 @@ int pvh_load(struct boot_ctx *c, const struct elf_image *elf, uint32_t entry)
 	put_le32(info + SI_VERSION, HVM_START_VERSION);
 	put_le32(info + SI_FLAGS, 0);
 	put_le32(info + SI_NR_MODULES, req->nr_modules);
-	put_le64(info + SI_MODLIST_PADDR, req->nr_modules ? BOOT_INFO_GPA + MODLIST_OFF : 0);
+	put_le64(info + SI_MODLIST_PADDR, req->nr_modules ? ia + MODLIST_OFF : 0);
 	put_le64(info + SI_CMDLINE_PADDR, cmdline_gpa);
 	put_le64(info + SI_RSDP_PADDR, req->rsdp_gpa);
-	put_le64(info + SI_MEMMAP_PADDR, BOOT_INFO_GPA + MEMMAP_OFF);
+	put_le64(info + SI_MEMMAP_PADDR, ia + MEMMAP_OFF);
 	put_le32(info + SI_MEMMAP_ENTRIES, (uint32_t)n);
-	if (guest_mem_write(c->gm, BOOT_INFO_GPA, info, sizeof(info)))
+	if (guest_mem_write(c->gm, ia, info, sizeof(info)))
 		return boot_fail(c, EFAULT, "%s: cannot write hvm_start_info", path);
 
 	r = boot_enter_prot32(c, entry);
 	if (r)
 		return r;
-	c->entry->rbx = BOOT_INFO_GPA;
+	c->entry->rbx = ia;
 	c->entry->format_name = "PVH ELF";
 	return 0;
 }

@@ -27,7 +27,7 @@ static void usage(FILE *f)
 		"             [-g port | -G [w][address:]port]\n"
 		"             [--kernel FILE [--initrd FILE]... [--append CMDLINE]\n"
 		"              [--boot-format auto|linux|pvh|multiboot]]\n"
-		"             [--debug-exit[=PORT]] [--dump-acpi DIR] vmname\n"
+		"             [--debug-exit[=PORT]] [--dump-acpi DIR] [--verbose] vmname\n"
 		"       khyve --help | --version\n"
 		"See khyve(8).\n");
 }
@@ -39,6 +39,7 @@ enum long_only {
 	OPT_BOOT_FORMAT,
 	OPT_DEBUG_EXIT,
 	OPT_DUMP_ACPI,
+	OPT_VERBOSE,
 	OPT_VERSION,
 };
 
@@ -50,6 +51,7 @@ static const struct option long_options[] = {
 	{ "boot-format", required_argument, NULL, OPT_BOOT_FORMAT },
 	{ "debug-exit", optional_argument, NULL, OPT_DEBUG_EXIT },
 	{ "dump-acpi", required_argument, NULL, OPT_DUMP_ACPI },
+	{ "verbose", no_argument, NULL, OPT_VERBOSE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -95,6 +97,13 @@ static int parse_slot(const char *arg)
 	if (pci_config_add(&pci_slots, arg, err, sizeof(err)))
 		return usage_error("%s", err);
 	return 0;
+}
+
+/* --verbose: what the kernel loader decided, one line each. */
+static void inform(void *opaque, const char *line)
+{
+	(void)opaque;
+	log_info("%s", line);
 }
 
 /* For benchmarks: what the guest touched versus what khyve itself uses. */
@@ -211,6 +220,9 @@ int main(int argc, char **argv)
 		}
 		case OPT_DUMP_ACPI:
 			cfg.dump_acpi_dir = optarg;
+			break;
+		case OPT_VERBOSE:
+			cfg.boot.inform = inform;
 			break;
 		case 'h':
 			usage(stdout);
