@@ -6,6 +6,7 @@ vCPUs. Run them in one test-host boot:
 scripts/svm-host -- /usr/bin/python3 -m pytest tests/svm (scripts/test does)."""
 import base64
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -24,10 +25,10 @@ AFTER_RESUME = ("echo KHYVE-S3: back rc=$?; "
                 "dmesg | grep -E 'PM: suspend (entry|exit)|ACPI: PM: (Waking|Preparing)|CPU1 is up'")
 
 
-def khyve_args(build, cmd, name):
+def khyve_args(build, cmd, name, slots=()):
     cmd64 = base64.b64encode(cmd.encode()).decode()
     return [os.path.join(REPO, build, "src", "cmd", "khyve"), "-c", "2", "-m", "512M",
-            "-l", "com1,stdio", "--kernel", os.path.join(KIT, "vmlinux"),
+            "-l", "com1,stdio", *slots, "--kernel", os.path.join(KIT, "vmlinux"),
             "--initrd", os.path.join(KIT, "initramfs.cpio.gz"),
             "--append", f"console=ttyS0 quiet khyve.cmd64={cmd64}", name]
 
@@ -46,17 +47,26 @@ def check_resumed(out):
 
 
 @pytest.mark.parametrize("build", ["build", "build-asan"])
-def test_linux_s3_rtc_alarm_wakes_it(build):
+def test_linux_s3_rtc_alarm_wakes_it(build, tmp_path):
+    """With a virtio disk mounted over the sleep: Linux resets and restores
+    its virtio devices (freeze/restore) and PCI config space itself."""
+    disk = tmp_path / "disk.ext4"
+    shutil.copyfile(os.path.join(KIT, "disk.ext4"), disk)
     # The alarm is 3 s ahead: Linux reaches S3 within a fraction of that
     # even on a loaded test host (an alarm that came after ACPI cleared the
     # status bits would still wake it at once; only one that fires before
     # Linux suspends its devices could be missed, as on a PC).
     cmd = ("echo KHYVE-S3: mem_sleep=\"$(cat /sys/power/mem_sleep)\"; "
+           "mount -t ext4 /dev/vda /mnt && "
            "echo +3 >/sys/class/rtc/rtc0/wakealarm && echo mem >/sys/power/state; "
-           + AFTER_RESUME)
-    args = khyve_args(build, cmd, "s3rtc")
+           + AFTER_RESUME + "; echo 3 >/proc/sys/vm/drop_caches; "
+           "echo KHYVE-S3: disk=$(cat /mnt/hello.txt | tr ' ' _); "
+           "echo after >/mnt/after.txt && umount /mnt")
+    args = khyve_args(build, cmd, "s3rtc", ["-s", "0,hostbridge", "-s", f"3,virtio-blk,{disk}",
+                                            "-s", "31,lpc"])
     if not INSIDE:
-        args = [os.path.join(REPO, "scripts", "svm-host"), "--timeout", "200", "--", *args]
+        args = [os.path.join(REPO, "scripts", "svm-host"), "--timeout", "200",
+                "--share", str(tmp_path), "--", *args]
     p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                        errors="replace", timeout=300)
     d = describe(p.stdout, p.stderr, p.returncode)
@@ -64,6 +74,7 @@ def test_linux_s3_rtc_alarm_wakes_it(build):
     check_resumed(p.stdout)
     assert "guest suspended to RAM (ACPI S3)" in p.stderr, d
     assert "guest woken from S3 by the RTC alarm" in p.stderr, d
+    assert "KHYVE-S3: disk=hello_from_the_khyve_test_disk" in p.stdout, d
     assert "KHYVE-KIT: rc=0" in p.stdout, d
     assert p.returncode == 1, d  # the kit powers off after its command
     assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, d
