@@ -1,5 +1,5 @@
 """ACPI: the tables khyve builds, the PM timer, the power button on
-SIGTERM, S5 and the reset register."""
+SIGTERM, S5, S3 (suspend to RAM and the wake-ups) and the reset register."""
 import os
 import re
 import shutil
