@@ -480,7 +480,15 @@ static int build_dsdt_aml(const struct platform_desc *d, struct aml *a)
 {
 	aml_init(a);
 
-	/* \_S5_: SLP_TYPa, SLP_TYPb, reserved, reserved */
+	/* \_S3_ and \_S5_: SLP_TYPa, SLP_TYPb, reserved, reserved. S3
+	 * (suspend to RAM) as QEMU offers it; no S1, S2 or S4. */
+	aml_name(a, "_S3");
+	size_t s3 = aml_package_begin(a, 4);
+	aml_integer(a, ACPI_S3_SLP_TYP);
+	aml_integer(a, ACPI_S3_SLP_TYP);
+	aml_integer(a, 0);
+	aml_integer(a, 0);
+	aml_end(a, s3);
 	aml_name(a, "_S5"); /* at root scope: no "\\" needed */
 	size_t s5 = aml_package_begin(a, 4);
 	aml_integer(a, ACPI_S5_SLP_TYP);
@@ -549,11 +557,25 @@ static int put_dsdt(struct acpi_layout *l, const struct platform_desc *d, uint64
 	return rc;
 }
 
+/* First in the layout, so at ACPI_FACS_GPA, where the wake from S3 reads
+ * the vectors (acpi_facs_waking_vector). */
+_Static_assert(ACPI_FACS_GPA == ACPI_TABLES_GPA && (ACPI_FACS_GPA & 63) == 0, "FACS");
 static int put_facs(struct acpi_layout *l, uint64_t *gpa)
 {
 	struct acpi_facs f = { .signature = { 'F', 'A', 'C', 'S' }, .length = sizeof(f),
 			       .version = 2 };
 	return place(l, &f, sizeof(f), 64, false, gpa);
+}
+
+int acpi_facs_waking_vector(const struct guest_mem *gm, uint32_t *vector, uint64_t *x_vector)
+{
+	struct acpi_facs f;
+	int rc = guest_mem_read(gm, ACPI_FACS_GPA, &f, sizeof(f));
+	if (rc)
+		return rc;
+	*vector = f.firmware_waking_vector;
+	*x_vector = f.x_firmware_waking_vector;
+	return 0;
 }
 
 static int put_fadt(struct acpi_layout *l, uint64_t facs, uint64_t dsdt, uint64_t *gpa)
@@ -586,10 +608,10 @@ static int put_fadt(struct acpi_layout *l, uint64_t facs, uint64_t dsdt, uint64_
 
 	f.iapc_boot_arch = FADT_BOOT_LEGACY_DEVICES | FADT_BOOT_8042 | FADT_BOOT_VGA_NOT_PRESENT;
 	/* PWR_BUTTON clear: the power button is the fixed-feature one in PM1.
-	 * SLP_BUTTON set: there is no sleep button. FIX_RTC set: no RTC wake
-	 * status in PM1. TMR_VAL_EXT clear: the PM timer is 24 bits. */
-	f.flags = FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_FIX_RTC |
-		  FADT_F_RESET_REG_SUP;
+	 * SLP_BUTTON set: there is no sleep button. FIX_RTC clear: the RTC
+	 * alarm wakes from S3 through RTC_STS/RTC_EN in PM1. TMR_VAL_EXT
+	 * clear: the PM timer is 24 bits. */
+	f.flags = FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP;
 	f.reset_reg = gas_io(ACPI_RESET_PORT, 8, 1);
 	f.reset_value = ACPI_RESET_VALUE;
 	return place(l, &f, sizeof(f), 16, true, gpa);

@@ -24,6 +24,9 @@
 #define ACPI_RESET_PORT 0xCF9
 #define ACPI_RESET_VALUE 0x06
 #define ACPI_S5_SLP_TYP 5 /* the _S5 package's value, written to SLP_TYP */
+#define ACPI_S3_SLP_TYP 1 /* _S3's: QEMU's value (piix4 and ich9 alike) */
+/* The FACS is the first table, where the guest writes its waking vector. */
+#define ACPI_FACS_GPA ACPI_TABLES_GPA
 
 /* Default PCI windows: the 32-bit MMIO hole below the IOAPIC. */
 #define PCI_MMIO32_DEFAULT_BASE 0xC0000000ULL
@@ -73,6 +76,12 @@ int mptable_build(const struct guest_mem *gm, const struct platform_desc *desc);
 /* Write the ACPI tables and the RSDP; stores the RSDP's address. */
 int acpi_build(const struct guest_mem *gm, const struct platform_desc *desc,
 	       uint64_t *rsdp_gpa);
+
+/* The waking vectors the guest left in the FACS at ACPI_FACS_GPA (ACPI
+ * 5.2.10): Firmware_Waking_Vector (real mode) and X_Firmware_Waking_Vector
+ * (0 when unused). Read as the guest left them, whatever else it wrote
+ * there. Returns 0 or -errno. */
+int acpi_facs_waking_vector(const struct guest_mem *gm, uint32_t *vector, uint64_t *x_vector);
 
 /* Write every ACPI table reachable from the RSDP at rsdp_gpa into the
  * directory dir as <SIG>.dat (RSDP.dat, XSDT.dat, RSDT.dat, FACP.dat,

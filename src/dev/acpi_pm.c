@@ -5,10 +5,19 @@
  * dword accesses all behave. There is no SMI handler (the FADT's SMI_CMD is
  * 0): ACPI mode is always on and SCI_EN always reads 1.
  *
- * Sleep: SLP_EN with SLP_TYP == ACPI_S5_SLP_TYP requests a power-off. Other
- * sleep types are not supported: the request is logged once and the
- * "sleep" ends at once (WAK_STS is set), so a guest that tries one wakes
- * up instead of waiting forever for WAK_STS.
+ * Sleep: SLP_EN with SLP_TYP == ACPI_S5_SLP_TYP requests a power-off.
+ * ACPI_S3_SLP_TYP asks the machine (the sleep ops) to suspend to RAM; the
+ * guest sleeps until a wake event: the power button (always a wake event
+ * while asleep, as ACPI says of PWRBTN_STS), the RTC alarm with RTC_EN
+ * set, or a wake request from outside. Waking sets WAK_STS and the cause's
+ * status bit, as a PC's chipset does; the registers here keep their
+ * values over the sleep (a PC keeps PM1 in its resume well). A wake event
+ * already pending when SLP_EN is written (it came after the OS cleared
+ * the status bits) wakes the guest right away instead of being slept
+ * through. Other sleep types, and S3 without sleep ops, are not supported:
+ * the request is logged once and the "sleep" ends at once (WAK_STS is
+ * set), so a guest that tries one wakes up instead of waiting forever for
+ * WAK_STS.
  *
  * Not done: the timer overflow event (TMR_STS on bit 23 flips); TMR_EN is
  * stored but never raises the SCI. */
@@ -51,6 +60,9 @@ struct acpi_pm {
 	uint16_t sts, en, cnt;
 	bool sci_level;
 	bool warned_sleep;
+	bool sleeping; /* in S3 */
+	const struct acpi_pm_sleep_ops *ops;
+	void *ops_opaque;
 	struct timespec t0; /* the PM timer counts from here */
 };
 
@@ -61,6 +73,16 @@ static void update_sci(struct acpi_pm *pm)
 		pm->sci_level = level;
 		platform_set_irq(pm->p, ACPI_SCI_IRQ, level);
 	}
+}
+
+/* A wake event ends the sleep (lock held). */
+static void wake_locked(struct acpi_pm *pm, uint16_t cause_sts, const char *cause)
+{
+	pm->sleeping = false;
+	pm->sts |= STS_WAK | cause_sts;
+	update_sci(pm);
+	if (pm->ops)
+		pm->ops->wake(pm->ops_opaque, cause);
 }
 
 /* ---- PM1a event block: bytes 0-1 status, 2-3 enable ---- */
@@ -128,7 +150,14 @@ static void cnt_write(void *opaque, uint64_t offset, unsigned size, uint64_t val
 		unsigned typ = (w & CNT_SLP_TYP) >> CNT_SLP_TYP_SHIFT;
 		if (typ == ACPI_S5_SLP_TYP) {
 			poweroff = true;
-		} else {
+		} else if (typ == ACPI_S3_SLP_TYP && !pm->sleeping && pm->ops &&
+			   pm->ops->sleep(pm->ops_opaque)) {
+			pm->sleeping = true;
+			if (pm->sts & STS_PWRBTN)
+				wake_locked(pm, 0, "power button");
+			else if (pm->sts & pm->en & STS_RTC)
+				wake_locked(pm, 0, "RTC alarm");
+		} else if (!pm->sleeping) {
 			if (!pm->warned_sleep) {
 				pm->warned_sleep = true;
 				log_guest("ACPI sleep type %u is not supported; waking at once", typ);
@@ -175,11 +204,52 @@ static const struct io_ops evt_ops = { .read = evt_read, .write = evt_write };
 static const struct io_ops cnt_ops = { .read = cnt_read, .write = cnt_write };
 static const struct io_ops tmr_ops = { .read = tmr_read, .write = NULL };
 
-void acpi_pm_press_power_button(struct acpi_pm *pm)
+bool acpi_pm_press_power_button(struct acpi_pm *pm)
 {
 	pthread_mutex_lock(&pm->lock);
+	bool heard = pm->sleeping || (pm->en & EN_PWRBTN);
 	pm->sts |= STS_PWRBTN;
+	if (pm->sleeping)
+		wake_locked(pm, STS_PWRBTN, "power button");
 	update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+	return heard;
+}
+
+void acpi_pm_rtc_alarm(struct acpi_pm *pm)
+{
+	pthread_mutex_lock(&pm->lock);
+	pm->sts |= STS_RTC;
+	if (pm->sleeping && (pm->en & EN_RTC))
+		wake_locked(pm, STS_RTC, "RTC alarm");
+	update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+}
+
+int acpi_pm_wakeup(struct acpi_pm *pm)
+{
+	pthread_mutex_lock(&pm->lock);
+	bool sleeping = pm->sleeping;
+	if (sleeping)
+		wake_locked(pm, STS_PWRBTN, "wake request");
+	pthread_mutex_unlock(&pm->lock);
+	return sleeping ? 0 : -EALREADY;
+}
+
+bool acpi_pm_sleeping(struct acpi_pm *pm)
+{
+	pthread_mutex_lock(&pm->lock);
+	bool sleeping = pm->sleeping;
+	pthread_mutex_unlock(&pm->lock);
+	return sleeping;
+}
+
+void acpi_pm_set_sleep_ops(struct acpi_pm *pm, const struct acpi_pm_sleep_ops *ops,
+			   void *opaque)
+{
+	pthread_mutex_lock(&pm->lock);
+	pm->ops = ops;
+	pm->ops_opaque = opaque;
 	pthread_mutex_unlock(&pm->lock);
 }
 

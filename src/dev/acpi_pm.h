@@ -1,8 +1,9 @@
 /* The ACPI fixed hardware at the ports in boot/tables.h: the PM1a event
  * block (PM1_STS, PM1_EN), the PM1a control block (SCI_EN reads as always
- * set; SLP_EN with SLP_TYP == ACPI_S5_SLP_TYP powers off) and the 24-bit
- * PM timer at 3.579545 MHz. The SCI (ACPI_SCI_IRQ) is asserted while
- * PM1_STS & PM1_EN is non-zero. */
+ * set; SLP_EN with SLP_TYP == ACPI_S5_SLP_TYP powers off, with
+ * ACPI_S3_SLP_TYP suspends to RAM) and the 24-bit PM timer at 3.579545
+ * MHz. The SCI (ACPI_SCI_IRQ) is asserted while PM1_STS & PM1_EN is
+ * non-zero. */
 #pragma once
 #include <stdbool.h>
 
@@ -15,9 +16,38 @@ struct acpi_pm;
 int acpi_pm_create(struct platform *p, struct acpi_pm **out);
 void acpi_pm_destroy(struct acpi_pm *pm);
 
-/* Press the power button: sets PWRBTN_STS and raises the SCI if the guest
- * enabled it. Thread-safe. */
-void acpi_pm_press_power_button(struct acpi_pm *pm);
+/* What S3 asks of the machine. Both are called with the device's lock
+ * held, so that a wake never overtakes the sleep it ends: they must not
+ * call back into this device. */
+struct acpi_pm_sleep_ops {
+	/* The guest asked for S3: stop its vCPUs, keep its memory. Returns
+	 * false when the machine cannot; the guest then wakes at once. */
+	bool (*sleep)(void *opaque);
+	/* A wake event ends the sleep (WAK_STS and the cause's status bit are
+	 * set): run the guest again from its waking vector. cause: "power
+	 * button", "RTC alarm", "wake request". */
+	void (*wake)(void *opaque, const char *cause);
+};
+/* Without ops (the state after acpi_pm_create), S3 is refused as other
+ * sleep types are: logged once, and WAK_STS is set at once. */
+void acpi_pm_set_sleep_ops(struct acpi_pm *pm, const struct acpi_pm_sleep_ops *ops,
+			   void *opaque);
+
+/* Press the power button: sets PWRBTN_STS; while the guest sleeps that is
+ * a wake event (whatever PWRBTN_EN says, as on a PC), otherwise it raises
+ * the SCI if the guest enabled it. Returns whether the guest will notice:
+ * it slept, or it has PWRBTN_EN set. Thread-safe. */
+bool acpi_pm_press_power_button(struct acpi_pm *pm);
 /* Whether the guest has PWRBTN_EN set now (its ACPI button handling is
  * up), i.e. whether a button press would reach it. Thread-safe. */
 bool acpi_pm_guest_enabled_button(struct acpi_pm *pm);
+/* The RTC raised its alarm interrupt: sets RTC_STS, which wakes a
+ * sleeping guest that set RTC_EN (and raises the SCI if it is awake and
+ * set RTC_EN). Thread-safe. */
+void acpi_pm_rtc_alarm(struct acpi_pm *pm);
+/* Wake a sleeping guest from outside (khyvectl --wakeup); as QEMU's
+ * system_wakeup, the guest sees a power button wake (PWRBTN_STS).
+ * -EALREADY when the guest is not asleep. Thread-safe. */
+int acpi_pm_wakeup(struct acpi_pm *pm);
+/* Whether the guest is in S3 now. Thread-safe. */
+bool acpi_pm_sleeping(struct acpi_pm *pm);

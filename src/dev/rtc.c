@@ -87,6 +87,9 @@ struct rtc {
 	int64_t next_event_ns; /* what rearm() wants, armed or not; 0: none */
 	rtc_clock_fn *clock;
 	void *clock_ctx;
+	rtc_alarm_fn *wake_fn;
+	void *wake_ctx;
+	bool alarm_raised; /* the alarm asserted IRQ8; wake_fn not yet told */
 };
 
 static int64_t host_realtime_ns(void *ctx)
@@ -195,6 +198,8 @@ static void update_irq(struct rtc *r)
 	else
 		r->cmos[REG_C] &= ~C_IRQF;
 	if (irqf != r->irq_level) {
+		if (irqf && (r->cmos[REG_C] & r->cmos[REG_B] & C_AF))
+			r->alarm_raised = true;
 		r->irq_level = irqf;
 		platform_set_irq(r->p, RTC_IRQ, irqf);
 	}
@@ -260,6 +265,19 @@ static void rearm(struct rtc *r, int64_t now_ns)
 	r->armed_ns = want;
 }
 
+/* Unlock, then tell the wake hook of an alarm interrupt raised meanwhile
+ * (outside the lock: the hook reaches into other devices). */
+static void unlock_and_notify(struct rtc *r)
+{
+	bool raised = r->alarm_raised;
+	r->alarm_raised = false;
+	rtc_alarm_fn *fn = r->wake_fn;
+	void *ctx = r->wake_ctx;
+	pthread_mutex_unlock(&r->lock);
+	if (raised && fn)
+		fn(ctx);
+}
+
 void rtc_poll(struct rtc *r)
 {
 	pthread_mutex_lock(&r->lock);
@@ -267,7 +285,7 @@ void rtc_poll(struct rtc *r)
 	catch_up(r, now);
 	r->armed_ns = -1; /* fired (or stale): force a fresh arming */
 	rearm(r, now);
-	pthread_mutex_unlock(&r->lock);
+	unlock_and_notify(r);
 }
 
 static void on_timer(void *opaque, uint32_t events)
@@ -459,7 +477,7 @@ static uint64_t rtc_read(void *opaque, uint64_t offset, unsigned size)
 		v &= ~(0xFFULL << (8 * i));
 		v |= (uint64_t)rtc_read_byte(r, (unsigned)offset + i) << (8 * i);
 	}
-	pthread_mutex_unlock(&r->lock);
+	unlock_and_notify(r);
 	return v;
 }
 
@@ -469,7 +487,7 @@ static void rtc_write(void *opaque, uint64_t offset, unsigned size, uint64_t val
 	pthread_mutex_lock(&r->lock);
 	for (unsigned i = 0; i < size && offset + i < 2; i++)
 		rtc_write_byte(r, (unsigned)offset + i, (uint8_t)(value >> (8 * i)));
-	pthread_mutex_unlock(&r->lock);
+	unlock_and_notify(r);
 }
 
 static const struct io_ops rtc_ops = {
@@ -583,6 +601,14 @@ void rtc_set_clock(struct rtc *r, rtc_clock_fn *clock, void *ctx)
 	r->last_eval_ns = now_ns(r);
 	r->armed_ns = -1;
 	rearm(r, r->last_eval_ns);
+	pthread_mutex_unlock(&r->lock);
+}
+
+void rtc_set_wake_hook(struct rtc *r, rtc_alarm_fn *fn, void *ctx)
+{
+	pthread_mutex_lock(&r->lock);
+	r->wake_fn = fn;
+	r->wake_ctx = ctx;
 	pthread_mutex_unlock(&r->lock);
 }
 

@@ -36,5 +36,13 @@ void rtc_set_clock(struct rtc *rtc, rtc_clock_fn *clock, void *ctx);
 int64_t rtc_next_event_ns(struct rtc *rtc);
 /* Evaluate the flags at the clock's time now, as the timer does. */
 void rtc_poll(struct rtc *rtc);
+/* The RTC's alarm output as a PC's chipset sees it: fn(ctx) is called
+ * each time the alarm raises the interrupt (AF set with AIE on asserts
+ * IRQ8), without the RTC's lock held, on the thread that noticed: the
+ * event loop's timer (which keeps running while the guest's vCPUs are
+ * stopped, so an alarm armed before S3 wakes the guest) or a vCPU
+ * accessing the RTC. NULL fn: none (the state after rtc_create). */
+typedef void rtc_alarm_fn(void *ctx);
+void rtc_set_wake_hook(struct rtc *rtc, rtc_alarm_fn *fn, void *ctx);
 /* Call with the event loop stopped. */
 void rtc_destroy(struct rtc *rtc);

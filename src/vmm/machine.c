@@ -49,16 +49,14 @@ struct machine {
 	struct pci_machine *pci;
 };
 
-/* SIGTERM presses the power button when the guest listens for it;
- * otherwise (no ACPI in the guest, or not yet) it ends the VM as a
- * poweroff. */
+/* SIGTERM presses the power button when the guest listens for it, and
+ * wakes a guest in S3 (as the button of a sleeping PC does); otherwise
+ * (no ACPI in the guest, or not yet) it ends the VM as a poweroff. */
 static void on_host_signal(void *opaque, int signo)
 {
 	struct machine *m = opaque;
-	if (signo == SIGTERM && m->acpi_pm && acpi_pm_guest_enabled_button(m->acpi_pm)) {
-		acpi_pm_press_power_button(m->acpi_pm);
+	if (signo == SIGTERM && m->acpi_pm && acpi_pm_press_power_button(m->acpi_pm))
 		return;
-	}
 	/* With the console on stdio, an interrupt is the guest's to handle,
 	 * as a Control-C typed at its console would be. */
 	if (signo == SIGINT && m->stdio_console) {
@@ -69,6 +67,76 @@ static void on_host_signal(void *opaque, int signo)
 	char why[64];
 	snprintf(why, sizeof(why), "%s received", strsignal(signo));
 	vm_request_exit(m->vm, VM_EXIT_POWEROFF, why);
+}
+
+/* ---- S3 (the ACPI PM device's sleep ops, under its lock) ---- */
+
+static const char *vm_name(struct machine *m)
+{
+	return vm_platform(m->vm)->vm_name;
+}
+
+static bool on_guest_sleep(void *opaque)
+{
+	struct machine *m = opaque;
+	if (vm_suspend(m->vm))
+		return false;
+	log_info("%s: guest suspended to RAM (ACPI S3)", vm_name(m));
+	return true;
+}
+
+/* As firmware resuming from S3 does: a non-zero X_Firmware_Waking_Vector
+ * is entered in 32-bit protected mode (khyve does not offer the 64-bit
+ * wake, FACS flag 64BIT_WAKE_SUPPORTED_F), else Firmware_Waking_Vector in
+ * real mode. Without either, firmware boots afresh: a reboot here. */
+static void on_guest_wake(void *opaque, const char *cause)
+{
+	struct machine *m = opaque;
+	uint32_t vector = 0;
+	uint64_t x_vector = 0;
+	struct vm_wake_entry entry = { 0 };
+	bool usable = false;
+	char why[128];
+	if (acpi_facs_waking_vector(vm_mem(m->vm), &vector, &x_vector) == 0) {
+		if (x_vector) {
+			entry.protected32 = true;
+			entry.vector = (uint32_t)x_vector;
+			usable = x_vector <= 0xFFFFFFFFULL;
+		} else if (vector) {
+			entry.vector = vector;
+			usable = vector < 0x100000; /* real mode reaches 1 MiB */
+		}
+	}
+	if (!usable) {
+		snprintf(why, sizeof(why), "woke from S3 (%s) without a usable waking vector in the FACS",
+			 cause);
+		log_info("%s: %s: rebooting, as firmware would", vm_name(m), why);
+		vm_request_exit(m->vm, VM_EXIT_REBOOT, why);
+		return;
+	}
+	log_info("%s: guest woken from S3 by the %s", vm_name(m), cause);
+	vm_wake(m->vm, &entry);
+}
+
+static const struct acpi_pm_sleep_ops sleep_ops = {
+	.sleep = on_guest_sleep,
+	.wake = on_guest_wake,
+};
+
+static void on_rtc_alarm(void *opaque)
+{
+	struct machine *m = opaque;
+	acpi_pm_rtc_alarm(m->acpi_pm);
+}
+
+int machine_wakeup(struct machine *m)
+{
+	return acpi_pm_wakeup(m->acpi_pm);
+}
+
+bool machine_suspended(struct machine *m)
+{
+	return acpi_pm_sleeping(m->acpi_pm);
 }
 
 static int fail_with(char *err, size_t errlen, int r, const char *what)
@@ -130,6 +198,8 @@ int machine_build(const struct machine_config *cfg, struct machine **out, char *
 		fail_with(err, errlen, r, "acpi pm");
 		goto fail;
 	}
+	acpi_pm_set_sleep_ops(m->acpi_pm, &sleep_ops, m);
+	rtc_set_wake_hook(m->rtc, on_rtc_alarm, m);
 	if ((r = fw_cfg_create(p, &m->fw_cfg))) {
 		fail_with(err, errlen, r, "fw_cfg");
 		goto fail;

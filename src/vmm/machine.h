@@ -29,6 +29,12 @@ int machine_build(const struct machine_config *cfg, struct machine **out, char *
 /* Run until the VM ends; returns the exit status. */
 int machine_run(struct machine *m);
 const char *machine_exit_reason(const struct machine *m);
+/* Wake a guest suspended to RAM (ACPI S3), as QEMU's system_wakeup does:
+ * the guest sees a power button wake. 0, or -EALREADY when it is not
+ * suspended. Any thread (khyvectl --wakeup, through the control socket). */
+int machine_wakeup(struct machine *m);
+/* Whether the guest is suspended to RAM now. */
+bool machine_suspended(struct machine *m);
 struct vm *machine_vm(struct machine *m);
 void machine_destroy(struct machine *m);
 

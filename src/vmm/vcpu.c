@@ -124,7 +124,7 @@ int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm
 		return -e;
 	}
 	find_stats(vcpu);
-	return 0;
+	return vcpu_sleep_capture(vcpu, err, errlen);
 }
 
 void vcpu_fini(struct vcpu *vcpu)
@@ -268,6 +268,66 @@ static void vcpu_park(struct vcpu *vcpu);
 static void vcpu_debug_exit(struct vcpu *vcpu);
 static void vcpu_thread_done(struct vcpu *vcpu);
 
+/* One exit KVM_RUN returned with. */
+static void handle_exit(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	struct kvm_run *run = vcpu->run;
+	char what[160];
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		handle_io(vcpu);
+		break;
+	case KVM_EXIT_MMIO:
+		io_bus_access(vm->platform.mmio, run->mmio.phys_addr, run->mmio.len,
+			      run->mmio.is_write, run->mmio.data);
+		break;
+	case KVM_EXIT_SHUTDOWN:
+		snprintf(what, sizeof(what), "triple fault on vCPU %u", vcpu->index);
+		vm_request_exit(vm, VM_EXIT_TRIPLE_FAULT, what);
+		break;
+	case KVM_EXIT_SYSTEM_EVENT:
+		if (run->system_event.type == KVM_SYSTEM_EVENT_RESET)
+			vm_request_exit(vm, VM_EXIT_REBOOT, "reset");
+		else if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
+			vm_request_exit(vm, VM_EXIT_POWEROFF, "shutdown");
+		else {
+			snprintf(what, sizeof(what), "system event %u", run->system_event.type);
+			fail(vcpu, what);
+		}
+		break;
+	case KVM_EXIT_HLT:
+		/* Only without an in-kernel LAPIC; khyve always has one. */
+		break;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(what, sizeof(what), "KVM internal error (suberror %u%s), %u data words: %llx %llx %llx %llx",
+			 run->internal.suberror,
+			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ? ": instruction emulation failed" : "",
+			 run->internal.ndata,
+			 run->internal.ndata > 0 ? (unsigned long long)run->internal.data[0] : 0ULL,
+			 run->internal.ndata > 1 ? (unsigned long long)run->internal.data[1] : 0ULL,
+			 run->internal.ndata > 2 ? (unsigned long long)run->internal.data[2] : 0ULL,
+			 run->internal.ndata > 3 ? (unsigned long long)run->internal.data[3] : 0ULL);
+		fail(vcpu, what);
+		break;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(what, sizeof(what), "VM entry failed (hardware reason 0x%llx)",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		fail(vcpu, what);
+		break;
+	case KVM_EXIT_INTR:
+		handle_kick(vcpu);
+		break;
+	case KVM_EXIT_DEBUG:
+		vcpu_debug_exit(vcpu);
+		break;
+	default:
+		snprintf(what, sizeof(what), "unhandled KVM exit reason %u", run->exit_reason);
+		fail(vcpu, what);
+		break;
+	}
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -284,7 +344,7 @@ static void *vcpu_thread(void *arg)
 
 	char what[160];
 	while (atomic_load_explicit(&vm->exit_status, memory_order_relaxed) < 0) {
-		if (atomic_load(&vcpu->want_stop)) {
+		if (atomic_load(&vcpu->want_stop) || atomic_load(&vm->sleeping)) {
 			vcpu_park(vcpu);
 			continue;
 		}
@@ -298,58 +358,7 @@ static void *vcpu_thread(void *arg)
 			fail(vcpu, what);
 			break;
 		}
-		switch (run->exit_reason) {
-		case KVM_EXIT_IO:
-			handle_io(vcpu);
-			break;
-		case KVM_EXIT_MMIO:
-			io_bus_access(vm->platform.mmio, run->mmio.phys_addr, run->mmio.len,
-				      run->mmio.is_write, run->mmio.data);
-			break;
-		case KVM_EXIT_SHUTDOWN:
-			snprintf(what, sizeof(what), "triple fault on vCPU %u", vcpu->index);
-			vm_request_exit(vm, VM_EXIT_TRIPLE_FAULT, what);
-			break;
-		case KVM_EXIT_SYSTEM_EVENT:
-			if (run->system_event.type == KVM_SYSTEM_EVENT_RESET)
-				vm_request_exit(vm, VM_EXIT_REBOOT, "reset");
-			else if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
-				vm_request_exit(vm, VM_EXIT_POWEROFF, "shutdown");
-			else {
-				snprintf(what, sizeof(what), "system event %u", run->system_event.type);
-				fail(vcpu, what);
-			}
-			break;
-		case KVM_EXIT_HLT:
-			/* Only without an in-kernel LAPIC; khyve always has one. */
-			break;
-		case KVM_EXIT_INTERNAL_ERROR:
-			snprintf(what, sizeof(what), "KVM internal error (suberror %u%s), %u data words: %llx %llx %llx %llx",
-				 run->internal.suberror,
-				 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ? ": instruction emulation failed" : "",
-				 run->internal.ndata,
-				 run->internal.ndata > 0 ? (unsigned long long)run->internal.data[0] : 0ULL,
-				 run->internal.ndata > 1 ? (unsigned long long)run->internal.data[1] : 0ULL,
-				 run->internal.ndata > 2 ? (unsigned long long)run->internal.data[2] : 0ULL,
-				 run->internal.ndata > 3 ? (unsigned long long)run->internal.data[3] : 0ULL);
-			fail(vcpu, what);
-			break;
-		case KVM_EXIT_FAIL_ENTRY:
-			snprintf(what, sizeof(what), "VM entry failed (hardware reason 0x%llx)",
-				 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-			fail(vcpu, what);
-			break;
-		case KVM_EXIT_INTR:
-			handle_kick(vcpu);
-			break;
-		case KVM_EXIT_DEBUG:
-			vcpu_debug_exit(vcpu);
-			break;
-		default:
-			snprintf(what, sizeof(what), "unhandled KVM exit reason %u", run->exit_reason);
-			fail(vcpu, what);
-			break;
-		}
+		handle_exit(vcpu);
 	}
 	current_run = NULL;
 	vcpu_thread_done(vcpu);
@@ -386,9 +395,38 @@ static bool vcpu_is_idle(const struct vcpu *v)
 	return !v->started || v->parked || v->done;
 }
 
+/* Finish the exit KVM_RUN last returned with, without running guest code:
+ * an I/O or MMIO access is complete only once KVM_RUN is entered again,
+ * and KVM_RUN with immediate_exit set returns right after completing it.
+ * An emulated string instruction may exit again first; those exits are
+ * handled, a bounded number of them. */
+static void vcpu_complete_exit(struct vcpu *vcpu)
+{
+	for (int i = 0; i < 64; i++) {
+		vcpu->run->immediate_exit = 1;
+		int r = ioctl(vcpu->fd, KVM_RUN, 0);
+		vcpu->run->immediate_exit = 0;
+		if (r < 0)
+			return;
+		handle_exit(vcpu);
+	}
+}
+
+/* Every vCPU is parked or its thread has ended (pause_lock held). */
+static bool all_parked(const struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (!vm->vcpus[i].parked && !vm->vcpus[i].done)
+			return false;
+	return true;
+}
+
+/* Parked for the debugger (want_stop) or while the VM sleeps (sleep.c). */
 static void vcpu_park(struct vcpu *vcpu)
 {
 	struct vm *vm = vcpu->vm;
+	bool completed = false;
+	char why[160];
 	pthread_mutex_lock(&vm->pause_lock);
 	vcpu->parked = true;
 	pthread_cond_broadcast(&vm->pause_cond);
@@ -404,8 +442,32 @@ static void vcpu_park(struct vcpu *vcpu)
 			pthread_cond_broadcast(&vm->pause_cond);
 			continue;
 		}
-		if (!atomic_load(&vcpu->want_stop) || atomic_load(&vm->exit_status) >= 0)
+		if (atomic_load(&vm->exit_status) >= 0)
 			break;
+		if (atomic_load(&vm->sleeping)) {
+			if (!completed) {
+				/* Not parked meanwhile: no wake may reset it. */
+				completed = true;
+				vcpu->parked = false;
+				pthread_mutex_unlock(&vm->pause_lock);
+				vcpu_complete_exit(vcpu);
+				pthread_mutex_lock(&vm->pause_lock);
+				vcpu->parked = true;
+				pthread_cond_broadcast(&vm->pause_cond);
+				continue;
+			}
+			if (vm->wake_pending && all_parked(vm)) {
+				if (vm_sleep_wake_locked(vm, why, sizeof(why))) {
+					pthread_mutex_unlock(&vm->pause_lock);
+					log_error("%s", why);
+					vm_request_exit(vm, VM_EXIT_ERROR, why);
+					pthread_mutex_lock(&vm->pause_lock);
+				}
+				continue;
+			}
+		} else if (!atomic_load(&vcpu->want_stop)) {
+			break;
+		}
 		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
 	}
 	vcpu->parked = false;

@@ -213,6 +213,9 @@ int vm_create(const struct vm_options *opt, struct vm **out, char *err, size_t e
 	struct kvm_pit_config pit = { .flags = 0 };
 	if ((r = vm_ioctl_err(ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit), "KVM_CREATE_PIT2", err, errlen)))
 		goto fail;
+	/* Their power-on state, which a wake from S3 returns them to. */
+	if ((r = vm_sleep_capture(vm, err, errlen)))
+		goto fail;
 
 	/* Port 0x80 (POST codes; Linux writes it for I/O delays) is absorbed
 	 * in the kernel: an ioeventfd nobody reads, so writes never exit. */

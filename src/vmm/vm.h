@@ -53,6 +53,31 @@ _Noreturn void vm_exit_process(struct vm *vm, int status);
  * thread (call early in main, before any thread exists). */
 void vm_block_signals(void);
 
+/* ---- Sleep (ACPI S3; sleep.c) ----
+ * A suspended VM keeps its memory and devices; its vCPU threads park
+ * (blocked, not spinning) and no guest code runs. Waking resets the vCPUs
+ * and the in-kernel interrupt controllers as a PC's firmware does on S3
+ * resume: the boot vCPU starts at the OS's waking vector, the others wait
+ * for INIT/SIPI, the LAPICs, IOAPIC, PICs and PIT are at their power-on
+ * state (lines a device still drives stay asserted). */
+struct vm_wake_entry {
+	/* false: real mode at CS = vector >> 4, IP = vector & 0xF (the FACS's
+	 * Firmware_Waking_Vector, as SeaBIOS and OVMF jump there); true:
+	 * 32-bit protected mode, flat segments, paging off, EIP = vector (its
+	 * X_Firmware_Waking_Vector). */
+	bool protected32;
+	uint32_t vector;
+};
+/* Stop every vCPU; returns at once (the vCPUs park as soon as they leave
+ * KVM_RUN, the caller's own at the top of its loop). -EALREADY if the VM
+ * sleeps already. Any thread. */
+int vm_suspend(struct vm *vm);
+/* End the sleep: once every vCPU has parked, one of them resets the
+ * machine as above and all run again. Returns at once; -EALREADY when
+ * the VM is not suspended or a wake is already under way. Any thread. */
+int vm_wake(struct vm *vm, const struct vm_wake_entry *entry);
+bool vm_suspended(struct vm *vm);
+
 /* ---- For the debugger (src/debug/) ----
  * vCPUs can be paused: each parks before its next KVM_RUN, and while
  * parked runs calls posted to it, so that its registers and debug state

@@ -31,6 +31,11 @@ struct vcpu {
 	int (*call_fn)(void *arg, int vcpu_fd);
 	void *call_arg;
 	int call_result;
+	/* The state KVM created the vCPU in (before any boot entry), which a
+	 * wake from S3 returns it to (sleep.c). */
+	struct kvm_regs reset_regs;
+	struct kvm_sregs reset_sregs;
+	struct kvm_lapic_state reset_lapic;
 };
 
 struct vm {
@@ -62,6 +67,14 @@ struct vm {
 	pthread_cond_t pause_cond; /* any change of parked/call/want_stop */
 	vm_debug_exit_fn debug_exit;
 	void *debug_opaque;
+
+	/* Sleep (sleep.c): set under pause_lock; sleeping is read anywhere. */
+	atomic_bool sleeping;
+	bool wake_pending; /* vm_wake was called; the last vCPU to park resets */
+	struct vm_wake_entry wake_entry;
+	/* The power-on state of the PICs, the IOAPIC and the PIT. */
+	struct kvm_irqchip reset_chip[3];
+	struct kvm_pit_state2 reset_pit;
 };
 
 int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm_cpuid2 *supported,
@@ -74,3 +87,13 @@ void vcpu_kick(struct vcpu *vcpu);
  * how often it has woken from a halt. False if stats are unavailable. */
 bool vcpu_blocked_stat(struct vcpu *vcpu, uint64_t *halt_wakeups);
 void vcpu_install_kick_handler(void);
+
+/* sleep.c */
+/* Record the power-on state to return to on wake: the VM's just after
+ * its irqchip and PIT are created, each vCPU's just after it is. */
+int vm_sleep_capture(struct vm *vm, char *err, size_t errlen);
+int vcpu_sleep_capture(struct vcpu *vcpu, char *err, size_t errlen);
+/* With pause_lock held and every vCPU parked (or ended), when
+ * wake_pending: reset the machine, clear sleeping and wake_pending. On
+ * failure, a reason in err (the caller ends the VM, without the lock). */
+int vm_sleep_wake_locked(struct vm *vm, char *err, size_t errlen);

@@ -1,5 +1,5 @@
 """ACPI: the tables khyve builds, the PM timer, the power button on
-SIGTERM, S5 and the reset register."""
+SIGTERM, S5, S3 (suspend to RAM and the wake-ups) and the reset register."""
 import os
 import re
 import shutil
@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from conftest import KHYVE, TIMEOUT, Session, guest, khyve, run_guest
+from conftest import (KHYVE, TIMEOUT, Background, Session, clean, guest, khyve, passed,
+                      run_guest)
 
 
 def checksum_ok(data):
@@ -123,3 +124,98 @@ def test_sigint_without_stdio_console_powers_off():
     time.sleep(0.5)
     p.send_signal(signal.SIGINT)
     assert p.wait(timeout=TIMEOUT) == 1
+
+
+# ---- S3: suspend to RAM (tests/guests/s3.c) ----
+
+def test_s3_rtc_alarm_wakes_the_guest_at_its_waking_vector():
+    r = passed(run_guest("s3", append="wake=rtc delay=2"))
+    assert "S3: SLP_TYP=1 " in r.out
+    assert "S3: resumed via real vector (stub CS=0x900 runs=1)" in r.out, r
+    assert re.search(r"WAK_STS=1 PWRBTN_STS=0 RTC_STS=1 memory=ok", r.out), r
+    assert "guest suspended to RAM (ACPI S3)" in r.err, r
+    assert "guest woken from S3 by the RTC alarm" in r.err, r
+
+
+def test_s3_x_waking_vector_is_entered_in_protected_mode_with_aps():
+    r = passed(run_guest("s3", append="wake=rtc delay=1 vector=x", cpus=2))
+    assert "S3: resumed via x vector" in r.out, r
+    assert "RTC_STS=1 memory=ok" in r.out, r
+
+
+def test_s3_without_waking_vector_reboots():
+    r = clean(run_guest("s3", append="wake=rtc delay=1 vector=none"))
+    assert r.status == 0, r
+    assert "S3: suspending" in r.out and "resumed" not in r.out, r
+    assert "without a usable waking vector" in r.err, r
+
+
+def test_s3_sigterm_wakes_then_presses_the_power_button():
+    s = Session(["-m", "64M", "-l", "com1,stdio", "--debug-exit", "--kernel", guest("s3"),
+                 "--append", "wake=button button=1", "s3pwr"])
+    s.expect("S3: suspending")
+    # Before or after SLP_EN alike: a press the guest has not cleared is
+    # a wake event, so this does not race with the guest.
+    s.kill(signal.SIGTERM)
+    s.expect(r"S3: resumed via real vector")
+    s.expect(r"WAK_STS=1 PWRBTN_STS=1 RTC_STS=0 memory=ok")
+    s.expect("S3: waiting for the power button")
+    s.kill(signal.SIGTERM)  # awake now: a press, not a wake
+    s.expect("POWERBUTTON: pressed")
+    s.expect("SLP_TYP=5")
+    out = s.output
+    assert s.wait() == 1
+    assert "FAIL" not in out
+
+
+def vcpu_threads(pid):
+    """{name: (state, utime + stime)} of khyve's vCPU threads."""
+    threads = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except FileNotFoundError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        if name.startswith("vcpu"):
+            threads[name] = (fields[0], int(fields[11]) + int(fields[12]))
+    return threads
+
+
+def test_s3_vcpus_block_while_suspended(tmp_path):
+    k = Background(["-m", "64M", "-c", "2", "-l", "com1,stdio", "--debug-exit", "--kernel",
+                    guest("s3"), "--append", "wake=button", "s3blk"], tmp_path)
+    try:
+        k.wait_for(k.stderr, "guest suspended to RAM")
+        # Blocked, not spinning: no CPU time at all over half a second
+        # while asleep. A spinning thread never passes; one that was still
+        # on its way to park may take a tick, hence a few tries.
+        for _ in range(5):
+            before = vcpu_threads(k.proc.pid)
+            time.sleep(0.5)
+            after = vcpu_threads(k.proc.pid)
+            if (after == before and len(after) == 2
+                    and all(st == "S" for st, _ in after.values())):
+                break
+        else:
+            raise AssertionError(f"vCPU threads not idle: {before} then {after}")
+        assert "resumed" not in k.stdout()
+        k.proc.send_signal(signal.SIGTERM)
+        assert k.wait() == 1
+        assert "PASS" in k.stdout() and "PWRBTN_STS=1" in k.stdout(), k.describe()
+    finally:
+        k.kill()
+
+
+def test_s3_sighup_while_suspended_powers_off(tmp_path):
+    k = Background(["-m", "64M", "-l", "com1,stdio", "--debug-exit", "--kernel", guest("s3"),
+                    "--append", "wake=button", "s3hup"], tmp_path)
+    try:
+        k.wait_for(k.stderr, "guest suspended to RAM")
+        k.proc.send_signal(signal.SIGHUP)
+        assert k.wait() == 1
+        assert "resumed" not in k.stdout() and "woken" not in k.stderr(), k.describe()
+    finally:
+        k.kill()

@@ -393,6 +393,7 @@ static void check_fadt(const struct guest_mem *gm, const uint8_t *t, struct seen
 	CHECK(flags & (1u << 5));   /* no sleep button */
 	CHECK(!(flags & (1u << 8))); /* 24-bit timer */
 	CHECK(flags & (1u << 10));  /* RESET_REG_SUP */
+	CHECK(!(flags & (1u << 6))); /* FIX_RTC clear: RTC_STS wakes from S3 */
 	check_gas_io(t + 116, ACPI_RESET_PORT, 8);
 	CHECK_EQ(t[128], ACPI_RESET_VALUE);
 	check_gas_io(t + 148, ACPI_PM1A_EVT_PORT, 32);
@@ -402,11 +403,37 @@ static void check_fadt(const struct guest_mem *gm, const uint8_t *t, struct seen
 	const uint8_t *facs = guest_mem_ptr(gm, s->facs, 64);
 	CHECK(facs && !memcmp(facs, "FACS", 4) && rd32(facs + 4) == 64);
 	CHECK(in_tables(s->facs, 64));
+	/* The waking vectors, where the wake from S3 reads them. */
+	CHECK_EQ(s->facs, ACPI_FACS_GPA);
+	uint32_t v32 = 1;
+	uint64_t v64 = 1;
+	CHECK_EQ(acpi_facs_waking_vector(gm, &v32, &v64), 0);
+	CHECK_EQ(v32, 0);
+	CHECK_EQ(v64, 0);
+	uint32_t w32 = 0x9000;
+	uint64_t w64 = 0x123456;
+	CHECK_EQ(guest_mem_write(gm, s->facs + 12, &w32, 4), 0);
+	CHECK_EQ(guest_mem_write(gm, s->facs + 24, &w64, 8), 0);
+	CHECK_EQ(acpi_facs_waking_vector(gm, &v32, &v64), 0);
+	CHECK_EQ(v32, 0x9000);
+	CHECK_EQ(v64, 0x123456);
+	w32 = 0;
+	w64 = 0;
+	CHECK_EQ(guest_mem_write(gm, s->facs + 12, &w32, 4), 0);
+	CHECK_EQ(guest_mem_write(gm, s->facs + 24, &w64, 8), 0);
 	const uint8_t *dsdt = table_at(gm, s->dsdt);
 	CHECK(dsdt != NULL);
 	if (dsdt) {
 		check_header(dsdt, "DSDT", 2);
 		CHECK(in_tables(s->dsdt, rd32(dsdt + 4)));
+		/* Name (_S3_, Package (0x04) { One, One, Zero, Zero }), and _S5_ */
+		static const uint8_t s3[] = { 0x08, '_', 'S', '3', '_', 0x12, 0x06,
+					      0x04, 0x01, 0x01, 0x00, 0x00 };
+		static const uint8_t s5[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x08,
+					      0x04, 0x0A, ACPI_S5_SLP_TYP, 0x0A, ACPI_S5_SLP_TYP };
+		CHECK_EQ(ACPI_S3_SLP_TYP, 1);
+		CHECK(memmem(dsdt, rd32(dsdt + 4), s3, sizeof(s3)) != NULL);
+		CHECK(memmem(dsdt, rd32(dsdt + 4), s5, sizeof(s5)) != NULL);
 	}
 }
 
@@ -731,6 +758,7 @@ static void dump_check(const struct guest_mem *gm, uint64_t rsdp, const struct p
 		CHECK(!grep(dir, dsl, "\\*\\*\\*\\*"));
 	}
 	CHECK(grep(dir, "DSDT.dsl", "_S5_"));
+	CHECK(grep(dir, "DSDT.dsl", "_S3_"));
 	CHECK(grep(dir, "DSDT.dsl", "PNP0A03"));
 	CHECK(grep(dir, "DSDT.dsl", "PNP0B00"));
 	CHECK_EQ(grep(dir, "DSDT.dsl", "PNP0501"), d->com_present[0] || d->com_present[1]);

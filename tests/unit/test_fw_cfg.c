@@ -361,7 +361,8 @@ static void test_acpi_pm(struct acpi_pm *pm)
 	CHECK(!acpi_pm_guest_enabled_button(pm));
 	outw(PM1_EN, PWRBTN);
 
-	/* Sleep types other than S5 do not end the VM; the guest wakes. */
+	/* Sleep types other than S5 do not end the VM; without sleep ops
+	 * (acpi_pm_set_sleep_ops) not even S3 (type 1): the guest wakes. */
 	outw(PM1_CNT, (uint16_t)(1 << 10 | 1 << 13));
 	CHECK_EQ(atomic_load(&exit_count), 0);
 	CHECK(inw(PM1_STS) & 0x8000); /* WAK_STS */
@@ -396,6 +397,117 @@ static void test_acpi_pm(struct acpi_pm *pm)
 	CHECK(((inl(ACPI_PM_TMR_PORT) - t2) & 0xFFFFFF) < 0x800000);
 }
 
+/* S3 with sleep ops: what the machine is asked to do, and the status bits
+ * a wake leaves. */
+static int sleeps, wakes;
+static const char *wake_cause;
+static bool accept_sleep = true;
+
+static bool rec_sleep(void *opaque)
+{
+	CHECK(opaque == &sleeps);
+	sleeps++;
+	return accept_sleep;
+}
+
+static void rec_wake(void *opaque, const char *cause)
+{
+	CHECK(opaque == &sleeps);
+	wakes++;
+	wake_cause = cause;
+}
+
+static const struct acpi_pm_sleep_ops rec_ops = { .sleep = rec_sleep, .wake = rec_wake };
+
+#define RTC 0x0400
+#define WAK 0x8000
+#define S3_SLEEP ((uint16_t)(ACPI_S3_SLP_TYP << 10 | 1 << 13))
+
+static void test_acpi_pm_s3(struct acpi_pm *pm)
+{
+	outw(PM1_STS, 0xFFFF);
+	outw(PM1_EN, 0);
+	acpi_pm_set_sleep_ops(pm, &rec_ops, &sleeps);
+	CHECK_EQ(acpi_pm_wakeup(pm), -EALREADY); /* awake */
+	CHECK(!acpi_pm_press_power_button(pm));   /* nobody listens */
+	outw(PM1_STS, 0xFFFF);
+
+	/* S3: the machine is asked to sleep; nothing more until a wake. */
+	outw(PM1_CNT, S3_SLEEP);
+	CHECK_EQ(sleeps, 1);
+	CHECK_EQ(wakes, 0);
+	CHECK(acpi_pm_sleeping(pm));
+	CHECK_EQ(atomic_load(&exit_count), 0);
+	/* An RTC alarm without RTC_EN: status only, still asleep. */
+	acpi_pm_rtc_alarm(pm);
+	CHECK(acpi_pm_sleeping(pm));
+	CHECK_EQ(inw(PM1_STS), RTC);
+	/* The power button wakes, PWRBTN_EN or not. */
+	CHECK(acpi_pm_press_power_button(pm));
+	CHECK_EQ(wakes, 1);
+	CHECK(wake_cause && !strcmp(wake_cause, "power button"));
+	CHECK(!acpi_pm_sleeping(pm));
+	CHECK_EQ(inw(PM1_STS), WAK | PWRBTN | RTC);
+	CHECK_EQ(atomic_load(&irq_level[ACPI_SCI_IRQ]), 0); /* nothing enabled */
+	outw(PM1_STS, 0xFFFF);
+
+	/* The RTC alarm with RTC_EN wakes; the SCI follows RTC_STS & RTC_EN. */
+	outw(PM1_EN, RTC);
+	outw(PM1_CNT, S3_SLEEP);
+	CHECK_EQ(sleeps, 2);
+	CHECK(acpi_pm_sleeping(pm));
+	acpi_pm_rtc_alarm(pm);
+	CHECK_EQ(wakes, 2);
+	CHECK(wake_cause && !strcmp(wake_cause, "RTC alarm"));
+	CHECK_EQ(inw(PM1_STS), WAK | RTC);
+	CHECK_EQ(atomic_load(&irq_level[ACPI_SCI_IRQ]), 1);
+	outw(PM1_STS, 0xFFFF);
+	CHECK_EQ(atomic_load(&irq_level[ACPI_SCI_IRQ]), 0);
+
+	/* A wake event pending at SLP_EN (it came after the OS cleared the
+	 * status): the guest wakes at once rather than sleeping through it. */
+	acpi_pm_rtc_alarm(pm);
+	outw(PM1_CNT, S3_SLEEP);
+	CHECK_EQ(sleeps, 3);
+	CHECK_EQ(wakes, 3);
+	CHECK(!acpi_pm_sleeping(pm));
+	CHECK_EQ(inw(PM1_STS), WAK | RTC);
+	outw(PM1_STS, 0xFFFF);
+	acpi_pm_press_power_button(pm);
+	outw(PM1_CNT, S3_SLEEP);
+	CHECK_EQ(wakes, 4);
+	CHECK(wake_cause && !strcmp(wake_cause, "power button"));
+	outw(PM1_STS, 0xFFFF);
+
+	/* A wake request from outside reads as the power button (QEMU's
+	 * system_wakeup does the same). */
+	outw(PM1_CNT, S3_SLEEP);
+	CHECK_EQ(acpi_pm_wakeup(pm), 0);
+	CHECK_EQ(wakes, 5);
+	CHECK(wake_cause && !strcmp(wake_cause, "wake request"));
+	CHECK_EQ(inw(PM1_STS), WAK | PWRBTN);
+	CHECK_EQ(acpi_pm_wakeup(pm), -EALREADY);
+	outw(PM1_STS, 0xFFFF);
+
+	/* A machine that cannot sleep: the guest wakes at once, as before. */
+	accept_sleep = false;
+	outw(PM1_CNT, S3_SLEEP);
+	CHECK_EQ(sleeps, 6);
+	CHECK_EQ(wakes, 5);
+	CHECK(!acpi_pm_sleeping(pm));
+	CHECK_EQ(inw(PM1_STS), WAK);
+	outw(PM1_STS, 0xFFFF);
+	accept_sleep = true;
+
+	/* S5 still powers off. */
+	outw(PM1_CNT, (uint16_t)(ACPI_S5_SLP_TYP << 10 | 1 << 13));
+	CHECK_EQ(atomic_load(&exit_status), VM_EXIT_POWEROFF);
+	CHECK_EQ(sleeps, 6);
+	reset_exit();
+	outw(PM1_EN, 0);
+	acpi_pm_set_sleep_ops(pm, NULL, NULL);
+}
+
 int main(void)
 {
 	pio = io_bus_create("pio");
@@ -427,6 +539,7 @@ int main(void)
 	test_cf9();
 	test_debug_exit();
 	test_acpi_pm(pm);
+	test_acpi_pm_s3(pm);
 
 	fw_cfg_destroy(fw);
 	i8042_destroy(kbc);

@@ -1,7 +1,7 @@
 /* The MC146818 RTC/CMOS on a clock the test steps itself, so no check
  * depends on scheduling: time in BCD and binary, 12-hour mode, setting the
- * time, register C, UIP, the interrupts and when the timer would fire, and
- * the memory-size bytes; then one run on the host clock with the real
+ * time, register C, UIP, the interrupts and when the timer would fire, the
+ * alarm's wake hook, and the memory-size bytes; then one run on the host clock with the real
  * timerfd on an event loop thread, waiting for each interrupt to arrive. */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -391,6 +391,63 @@ static void test_irqs(struct rtc *r)
 	CHECK_EQ(atomic_load(&irq_level[8]), 0);
 }
 
+/* The wake hook: told when the alarm raises IRQ8 (AF with AIE), on the
+ * timer's thread as on a vCPU's, and for nothing else. */
+static atomic_int alarms;
+
+static void count_alarm(void *ctx)
+{
+	CHECK(ctx == &alarms);
+	atomic_fetch_add(&alarms, 1);
+}
+
+static void test_wake_hook(struct rtc *r)
+{
+	rtc_set_wake_hook(r, count_alarm, &alarms);
+	set_clock(T4 + 40, 500000000);
+	cmos_read(REG_C);
+	cmos_write(REG_B, 0x06); /* binary, 24 h */
+	uint8_t sec = cmos_read(0x00);
+	cmos_write(0x01, (uint8_t)((sec + 2) % 60)); /* two seconds ahead */
+	cmos_write(0x03, 0xC0);
+	cmos_write(0x05, 0xC0);
+
+	/* The update interrupt is no alarm. */
+	cmos_write(REG_B, 0x16);
+	fire_next_event(r);
+	CHECK_EQ(atomic_load(&irq_level[8]), 1);
+	CHECK_EQ(atomic_load(&alarms), 0);
+	cmos_write(REG_B, 0x26); /* AIE only; the alarm second has not come */
+	cmos_read(REG_C);
+	CHECK_EQ(atomic_load(&irq_level[8]), 0);
+	/* The timer reaches the alarm second: IRQ8, and the hook. */
+	fire_next_event(r);
+	CHECK_EQ(atomic_load(&irq_level[8]), 1);
+	CHECK_EQ(atomic_load(&alarms), 1);
+	CHECK_EQ(cmos_read(REG_C) & 0xB0, 0xB0); /* IRQF, AF, UF */
+	CHECK_EQ(atomic_load(&alarms), 1);
+
+	/* AF set while AIE is off raises nothing; enabling AIE then asserts
+	 * IRQ8 because of the alarm, and that is what the hook reports (seen
+	 * here on the vCPU's side, the register write). */
+	cmos_write(REG_B, 0x06);
+	advance_ns(60 * NS);
+	CHECK_EQ(atomic_load(&alarms), 1);
+	cmos_write(REG_B, 0x26);
+	CHECK_EQ(atomic_load(&irq_level[8]), 1);
+	CHECK_EQ(atomic_load(&alarms), 2);
+	cmos_read(REG_C);
+
+	rtc_set_wake_hook(r, NULL, NULL);
+	advance_ns(60 * NS);
+	cmos_read(REG_C);
+	CHECK_EQ(atomic_load(&alarms), 2);
+	cmos_write(0x01, 0xC0);
+	cmos_write(REG_B, 0x02);
+	cmos_read(REG_C);
+	CHECK_EQ(atomic_load(&irq_level[8]), 0);
+}
+
 /* The host clock and a real timerfd on a running event loop: the interrupt
  * comes by itself. Waits for the event, however long the host takes. */
 static bool wait_irq_level(int level, int max_seconds)
@@ -508,6 +565,7 @@ int main(void)
 	test_uip();
 	test_flags();
 	test_irqs(r);
+	test_wake_hook(r);
 	test_memory_bytes();
 	test_host_timer(r);
 
