@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Echo on a second serial port, for the serial backend tests.
- * Command line: port=<1..4> (default 2), timeout=<ms> (default 30000).
+ * Command line: port=<1..4> (default 2), timeout=<ms> (default 30000),
+ * ack=1 (after BYE, wait for one more byte before ending: a pty throws
+ * away what its reader has not read when khyve exits and closes it).
  * On COM1:
  *   ECHO: ready on com<n>
  * then every byte read from that port is written back to it, lower-case
@@ -42,6 +44,8 @@ int main(void)
     char bye[32];
     int n = snprintf(bye, sizeof(bye), "BYE %u\r\n", count);
     uart_write(base, bye, (size_t)n);
+    if (cmdline_get_u64("ack", 10, 0) && uart_getc_timeout(base, (uint32_t)timeout_ms) < 0)
+        test_fail("no acknowledgement of BYE");
     printf("ECHO: %u bytes\n", count);
     return 0;
 }

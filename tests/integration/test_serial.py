@@ -87,13 +87,14 @@ def echo_through_pty(vm, path, data):
         os.write(fd, b"Q")
         got = read_until(recv, b"\r\n")
         assert got == f"BYE {len(data)}\r\n".encode()
+        os.write(fd, b"K")  # the guest may end now (ack=1)
     finally:
         os.close(fd)
 
 
 def test_pty_symlink_carries_bytes_both_ways_and_goes_away(tmp_path, vms):
     link = str(tmp_path / "vm0.com2")
-    vm = Vm("com2," + link, tmp_path=tmp_path)
+    vm = Vm("com2," + link, append="ack=1", tmp_path=tmp_path)
     vms.append(vm)
     vm.wait_for(vm.stderr, r"serial port on /dev/pts/\d+")
     assert os.path.islink(link) and os.readlink(link).startswith("/dev/pts/")
@@ -106,7 +107,7 @@ def test_pty_symlink_carries_bytes_both_ways_and_goes_away(tmp_path, vms):
 
 def test_pty_survives_the_client_closing_and_reopening(tmp_path, vms):
     link = str(tmp_path / "port")
-    vm = Vm("com2," + link, tmp_path=tmp_path)
+    vm = Vm("com2," + link, append="ack=1", tmp_path=tmp_path)
     vms.append(vm)
     vm.wait_for(vm.stdout, r"ECHO: ready")
     fd = open_pty(link)
@@ -118,6 +119,7 @@ def test_pty_survives_the_client_closing_and_reopening(tmp_path, vms):
     assert read_until(pty_recv(fd), b"DEF") == b"DEF"
     os.write(fd, b"Q")
     assert read_until(pty_recv(fd), b"\r\n") == b"BYE 6\r\n"
+    os.write(fd, b"K")
     os.close(fd)
     assert vm.wait() == GUEST_PASS
 
@@ -125,7 +127,7 @@ def test_pty_survives_the_client_closing_and_reopening(tmp_path, vms):
 def test_pty_replaces_a_stale_symlink(tmp_path, vms):
     link = tmp_path / "stale"
     os.symlink("/dev/pts/99999", link)  # a khyve killed with SIGKILL left it
-    vm = Vm(f"com2,{link}", tmp_path=tmp_path)
+    vm = Vm(f"com2,{link}", append="ack=1", tmp_path=tmp_path)
     vms.append(vm)
     echo_through_pty(vm, str(link), b"x")
     assert vm.wait() == GUEST_PASS, vm.stderr()
@@ -148,7 +150,7 @@ def test_pty_refuses_a_path_that_is_not_its_symlink(tmp_path):
 
 def test_pty_refuses_the_port_of_a_running_khyve(tmp_path, vms):
     link = str(tmp_path / "busy")
-    vm = Vm("com2," + link, tmp_path=tmp_path)
+    vm = Vm("com2," + link, append="ack=1", tmp_path=tmp_path)
     vms.append(vm)
     vm.wait_for(vm.stdout, r"ECHO: ready")
     r = khyve("-l", f"com2,{link}", "--kernel", guest("hello"), "t1")
@@ -250,7 +252,7 @@ def test_log_file_gets_the_output_of_a_tcp_port_and_of_com1(tmp_path, vms):
 def test_stdio_with_a_log_and_com4_on_a_pty(tmp_path, vms):
     log = tmp_path / "console.log"
     link = str(tmp_path / "com4")
-    vm = Vm(f"com1,stdio,log={log}", "com4," + link, append="port=4", tmp_path=tmp_path,
+    vm = Vm(f"com1,stdio,log={log}", "com4," + link, append="port=4 ack=1", tmp_path=tmp_path,
             stdio=False)
     vms.append(vm)
     echo_through_pty(vm, link, b"four")
