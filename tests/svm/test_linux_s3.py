@@ -52,13 +52,13 @@ def test_linux_s3_rtc_alarm_wakes_it(build, tmp_path):
     its virtio devices (freeze/restore) and PCI config space itself."""
     disk = tmp_path / "disk.ext4"
     shutil.copyfile(os.path.join(KIT, "disk.ext4"), disk)
-    # The alarm is 3 s ahead: Linux reaches S3 within a fraction of that
+    # The alarm is 6 s ahead: Linux reaches S3 within a fraction of that
     # even on a loaded test host (an alarm that came after ACPI cleared the
     # status bits would still wake it at once; only one that fires before
     # Linux suspends its devices could be missed, as on a PC).
     cmd = ("echo KHYVE-S3: mem_sleep=\"$(cat /sys/power/mem_sleep)\"; "
            "mount -t ext4 /dev/vda /mnt && "
-           "echo +3 >/sys/class/rtc/rtc0/wakealarm && echo mem >/sys/power/state; "
+           "echo +6 >/sys/class/rtc/rtc0/wakealarm && echo mem >/sys/power/state; "
            + AFTER_RESUME + "; echo 3 >/proc/sys/vm/drop_caches; "
            "echo KHYVE-S3: disk=$(cat /mnt/hello.txt | tr ' ' _); "
            "echo after >/mnt/after.txt && umount /mnt")
