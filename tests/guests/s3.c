@@ -208,19 +208,6 @@ static int s3_slp_typ(void)
     return -1;
 }
 
-static bool page_free(uint32_t pa)
-{
-    const struct bootinfo *b = bootinfo();
-    if (!bootinfo_is_ram(pa, 4096))
-        return false;
-    if (b->info_addr && b->info_addr < pa + 4096 && b->info_addr + 4096 > pa)
-        return false;
-    for (unsigned i = 0; i < b->nr_modules; i++)
-        if (b->modules[i].addr < pa + 4096 && b->modules[i].addr + b->modules[i].size > pa)
-            return false;
-    return true;
-}
-
 static uint8_t to_rtc(unsigned v, bool binary)
 {
     return binary ? (uint8_t)v : (uint8_t)(((v / 10) << 4) | (v % 10));
@@ -280,7 +267,7 @@ int main(void)
 
     uint32_t stub = 0;
     for (uint32_t pa = 0x9000; pa < 0x9f000 && !stub; pa += 0x1000)
-        if (page_free(pa))
+        if (bootinfo_page_is_free(pa))
             stub = pa;
     if (!stub)
         test_fail("no free page below 1 MiB for the waking vector");

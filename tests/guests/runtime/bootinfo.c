@@ -210,6 +210,20 @@ bool bootinfo_is_ram(uint64_t addr, uint64_t len)
     return false;
 }
 
+bool bootinfo_page_is_free(uint32_t pa)
+{
+    const struct bootinfo *b = bootinfo();
+
+    if (!bootinfo_is_ram(pa, 4096))
+        return false;
+    if (b->info_addr && b->info_addr < pa + 4096 && b->info_addr + 4096 > pa)
+        return false;
+    for (unsigned i = 0; i < b->nr_modules; i++)
+        if (b->modules[i].addr < pa + 4096 && b->modules[i].addr + b->modules[i].size > pa)
+            return false;
+    return true;
+}
+
 const char *e820_type_name(uint32_t type)
 {
     switch (type) {

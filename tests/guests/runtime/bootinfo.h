@@ -59,6 +59,9 @@ const struct bootinfo *bootinfo(void);
 uint64_t bootinfo_ram_total(void);
 /* Is [addr, addr+len) entirely inside one E820_RAM entry? true if no map. */
 bool bootinfo_is_ram(uint64_t addr, uint64_t len);
+/* Is the 4 KiB page at pa RAM that neither the boot information nor a
+ * module occupies (free for a guest's own trampolines)? */
+bool bootinfo_page_is_free(uint32_t pa);
 const char *e820_type_name(uint32_t type);
 
 /*

@@ -114,29 +114,15 @@ unsigned smp_cpu_list(uint32_t *ids, unsigned max, const char **source)
     return 1;
 }
 
-static bool page_usable(uint32_t pa)
-{
-    const struct bootinfo *b = bootinfo();
-
-    if (!bootinfo_is_ram(pa, 4096))
-        return false;
-    if (b->info_addr && b->info_addr < pa + 4096 && b->info_addr + 4096 > pa)
-        return false;
-    for (unsigned i = 0; i < b->nr_modules; i++)
-        if (b->modules[i].addr < pa + 4096 && b->modules[i].addr + b->modules[i].size > pa)
-            return false;
-    return true;
-}
-
 static uint32_t pick_trampoline(void)
 {
-    if (page_usable(0x8000))
+    if (bootinfo_page_is_free(0x8000))
         return 0x8000;
     for (uint32_t pa = 0x9000; pa < 0x9f000; pa += 0x1000)
-        if (page_usable(pa))
+        if (bootinfo_page_is_free(pa))
             return pa;
     for (uint32_t pa = 0x1000; pa < 0x8000; pa += 0x1000)
-        if (page_usable(pa))
+        if (bootinfo_page_is_free(pa))
             return pa;
     return 0x8000;
 }
