@@ -63,7 +63,9 @@ struct acpi_pm {
 	bool sleeping; /* in S3 */
 	const struct acpi_pm_sleep_ops *ops;
 	void *ops_opaque;
-	struct timespec t0; /* the PM timer counts from here */
+	acpi_pm_clock_fn *clock; /* NULL: CLOCK_MONOTONIC */
+	void *clock_ctx;
+	int64_t t0_ns; /* the PM timer counts from here */
 };
 
 static void update_sci(struct acpi_pm *pm)
@@ -173,24 +175,26 @@ static void cnt_write(void *opaque, uint64_t offset, unsigned size, uint64_t val
 
 /* ---- PM timer ---- */
 
-static uint32_t timer_ticks(const struct acpi_pm *pm)
+static int64_t clock_ns(const struct acpi_pm *pm)
 {
+	if (pm->clock)
+		return pm->clock(pm->clock_ctx);
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	int64_t sec = (int64_t)now.tv_sec - pm->t0.tv_sec;
-	int64_t nsec = (int64_t)now.tv_nsec - pm->t0.tv_nsec;
-	if (nsec < 0) {
-		nsec += 1000000000;
-		sec--;
-	}
-	uint64_t ticks = (uint64_t)sec * ACPI_PM_TIMER_HZ +
-			 (uint64_t)nsec * ACPI_PM_TIMER_HZ / 1000000000ULL;
+	return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+static uint32_t timer_ticks(const struct acpi_pm *pm)
+{
+	uint64_t ns = (uint64_t)(clock_ns(pm) - pm->t0_ns);
+	uint64_t ticks = ns / 1000000000ULL * ACPI_PM_TIMER_HZ +
+			 ns % 1000000000ULL * ACPI_PM_TIMER_HZ / 1000000000ULL;
 	return (uint32_t)(ticks & 0xFFFFFF);
 }
 
 static uint64_t tmr_read(void *opaque, uint64_t offset, unsigned size)
 {
-	struct acpi_pm *pm = opaque; /* t0 never changes: no lock needed */
+	struct acpi_pm *pm = opaque; /* the clock never changes while the guest runs */
 	uint32_t t = timer_ticks(pm);
 	uint64_t v = 0;
 	for (unsigned i = 0; i < size; i++) {
@@ -203,6 +207,13 @@ static uint64_t tmr_read(void *opaque, uint64_t offset, unsigned size)
 static const struct io_ops evt_ops = { .read = evt_read, .write = evt_write };
 static const struct io_ops cnt_ops = { .read = cnt_read, .write = cnt_write };
 static const struct io_ops tmr_ops = { .read = tmr_read, .write = NULL };
+
+void acpi_pm_set_clock(struct acpi_pm *pm, acpi_pm_clock_fn *clock, void *ctx)
+{
+	pm->clock = clock;
+	pm->clock_ctx = ctx;
+	pm->t0_ns = clock_ns(pm);
+}
 
 bool acpi_pm_press_power_button(struct acpi_pm *pm)
 {
@@ -268,7 +279,7 @@ int acpi_pm_create(struct platform *p, struct acpi_pm **out)
 		return -ENOMEM;
 	pm->p = p;
 	pthread_mutex_init(&pm->lock, NULL);
-	clock_gettime(CLOCK_MONOTONIC, &pm->t0);
+	pm->t0_ns = clock_ns(pm);
 	int r = io_bus_register(p->pio, ACPI_PM1A_EVT_PORT, 4, &evt_ops, pm, "acpi-pm1-evt");
 	if (r == 0) {
 		r = io_bus_register(p->pio, ACPI_PM1A_CNT_PORT, 2, &cnt_ops, pm, "acpi-pm1-cnt");

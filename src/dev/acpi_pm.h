@@ -6,6 +6,7 @@
  * non-zero. */
 #pragma once
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "dev/platform.h"
 
@@ -14,6 +15,11 @@ struct acpi_pm;
 #define ACPI_PM_TIMER_HZ 3579545ULL
 
 int acpi_pm_create(struct platform *p, struct acpi_pm **out);
+/* The clock the PM timer counts by, in nanoseconds: CLOCK_MONOTONIC by
+ * default (clock NULL); a test steps its own. The timer starts at 0 when
+ * the clock is set. Call before the guest runs. */
+typedef int64_t acpi_pm_clock_fn(void *ctx);
+void acpi_pm_set_clock(struct acpi_pm *pm, acpi_pm_clock_fn *clock, void *ctx);
 void acpi_pm_destroy(struct acpi_pm *pm);
 
 /* What S3 asks of the machine. Both are called with the device's lock

@@ -327,6 +327,13 @@ static void test_debug_exit(void)
 #define PM1_CNT ACPI_PM1A_CNT_PORT
 #define PWRBTN 0x0100
 
+static int64_t stepped_ns;
+static int64_t stepped_clock(void *ctx)
+{
+	(void)ctx;
+	return stepped_ns;
+}
+
 static void test_acpi_pm(struct acpi_pm *pm)
 {
 	CHECK(inw(PM1_CNT) & 1); /* SCI_EN: ACPI always on */
@@ -379,22 +386,29 @@ static void test_acpi_pm(struct acpi_pm *pm)
 	CHECK(exit_reason && !strcmp(exit_reason, "ACPI S5"));
 	reset_exit();
 
-	/* The PM timer: 3.579545 MHz, 24 bits. */
+	/* The PM timer: 3.579545 MHz, 24 bits, on a clock the test steps. */
+	acpi_pm_set_clock(pm, stepped_clock, NULL);
+	CHECK_EQ(inl(ACPI_PM_TMR_PORT), 0);
+	stepped_ns += 20 * 1000000; /* 20 ms = 71590.9 ticks */
 	uint32_t t1 = inl(ACPI_PM_TMR_PORT);
-	struct timespec ts = { 0, 20 * 1000000L };
-	nanosleep(&ts, NULL);
-	uint32_t t2 = inl(ACPI_PM_TMR_PORT);
-	CHECK_EQ(t1 >> 24, 0);
-	CHECK_EQ(t2 >> 24, 0);
-	uint32_t d = (t2 - t1) & 0xFFFFFF;
-	/* 20 ms = 71591 ticks; allow 2 s of scheduling delay on a loaded host. */
-	CHECK(d >= 71590 && d < 2 * 3579545);
-	/* Byte reads of it. */
-	uint32_t b0 = inb(ACPI_PM_TMR_PORT + 2), w = inl(ACPI_PM_TMR_PORT);
-	CHECK(((w >> 16) & 0xFF) - b0 <= 1);
+	CHECK_EQ(t1, 71590);
+	stepped_ns += 1000000000; /* one second later */
+	CHECK_EQ(inl(ACPI_PM_TMR_PORT), t1 + 3579545);
+	/* 24 bits: it wraps after 2^24 ticks (4.69 s). */
+	stepped_ns = (int64_t)((1ULL << 24) * 1000000000ULL / ACPI_PM_TIMER_HZ) + 1000;
+	uint32_t w = inl(ACPI_PM_TMR_PORT);
+	CHECK(w < 16);
+	stepped_ns = 4 * 1000000000LL; /* 14318180 = 0xDA7A64 ticks */
+	CHECK_EQ(inl(ACPI_PM_TMR_PORT), 0xDA7A64);
+	/* Byte and word reads of it, and the reserved top byte. */
+	CHECK_EQ(inb(ACPI_PM_TMR_PORT), 0x64);
+	CHECK_EQ(inb(ACPI_PM_TMR_PORT + 1), 0x7A);
+	CHECK_EQ(inb(ACPI_PM_TMR_PORT + 2), 0xDA);
 	CHECK_EQ(inb(ACPI_PM_TMR_PORT + 3), 0);
+	CHECK_EQ(inw(ACPI_PM_TMR_PORT + 2), 0xDA);
 	outl(ACPI_PM_TMR_PORT, 0); /* writes are ignored */
-	CHECK(((inl(ACPI_PM_TMR_PORT) - t2) & 0xFFFFFF) < 0x800000);
+	CHECK_EQ(inl(ACPI_PM_TMR_PORT), 0xDA7A64);
+	acpi_pm_set_clock(pm, NULL, NULL);
 }
 
 /* S3 with sleep ops: what the machine is asked to do, and the status bits
