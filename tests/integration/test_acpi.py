@@ -78,10 +78,11 @@ def test_tables_disassemble_cleanly_with_iasl(dumped, tmp_path):
 def test_pm_timer_runs_at_its_rate():
     r = run_guest("pmtimer")
     assert r.status == 1, r
-    ticks = int(re.search(r"ticks_per_rtc_second=(\d+)", r.out).group(1))
-    # Loosely: one RTC second is only as exact as this machine's KVM lets
-    # the guest poll it.
-    assert 3579545 * 0.8 < ticks < 3579545 * 1.2, ticks
+    m = re.search(r"ticks_per_rtc_second=(\d+)\.\.(\d+)", r.out)
+    lo, hi = int(m.group(1)), int(m.group(2))
+    # The guest's bounds hold however its vCPU was scheduled; the RTC and
+    # the PM timer may differ by what NTP slews the host clock (< 0.1 %).
+    assert lo <= 3579545 * 1.001 and hi >= 3579545 * 0.999, (lo, hi)
 
 
 def test_s5_is_poweroff():
