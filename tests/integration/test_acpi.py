@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-from conftest import (KHYVE, TIMEOUT, Background, Session, clean, guest, khyve, passed,
-                      run_guest)
+from conftest import Background, Session, clean, guest, passed, run_guest
 
 
 def checksum_ok(data):
@@ -119,12 +118,16 @@ def test_sigint_on_stdio_console_is_a_byte_for_the_guest():
     assert s.wait() == 1
 
 
-def test_sigint_without_stdio_console_powers_off():
-    p = subprocess.Popen([KHYVE, "-m", "64M", "--kernel", guest("powerbutton"), "int1"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(0.5)
-    p.send_signal(signal.SIGINT)
-    assert p.wait(timeout=TIMEOUT) == 1
+def test_sigint_without_stdio_console_powers_off(tmp_path):
+    log = tmp_path / "com1.log"
+    k = Background(["-m", "64M", "-l", f"com1,log={log}", "--kernel", guest("powerbutton"),
+                    "int1"], tmp_path)
+    try:
+        k.wait_for(lambda: log.read_text() if log.exists() else "", "POWERBUTTON: waiting")
+        k.proc.send_signal(signal.SIGINT)
+        assert k.wait() == 1, k.describe()
+    finally:
+        k.kill()
 
 
 # ---- S3: suspend to RAM (tests/guests/s3.c) ----

@@ -159,8 +159,7 @@ def test_attach_with_dash_g_to_a_running_guest(tmp_path, vms):
     port = s.getsockname()[1]
     s.close()
     vm = start(vms, tmp_path, gdb=str(port), gdb_option="-g", append="spin=1")
-    vm.wait_for(vm.stdout, "SPIN: waiting")
-    time.sleep(0.5)  # well into the loop
+    vm.wait_for(vm.stdout, "SPIN: waiting")  # 1000 rounds into the loop
     out = run_gdb(vm, "bt", "print spin_rounds > 100", "set var released = 1", "detach")
     assert re.search(r"#\d .*spin_until_released", out), out
     assert "$1 = 1" in out, out
