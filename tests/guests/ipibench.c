@@ -8,8 +8,8 @@
  * no step of this leaves the kernel: it measures the VMM's vCPU threads as
  * the host schedules them, and KVM's IPI and halt paths as the VMM set them
  * up.  Uses x2APIC when CPUID offers it (as Linux does), else xAPIC MMIO.
- * "n=<round trips per phase>" on the command line (default 20000); 1000
- * untimed round trips come first in each phase.
+ * "n=<round trips per phase>" on the command line (default 20000) and
+ * "warmup=<untimed round trips first in each phase>" (default 1000).
  * Output (integers; bench/run does the division):
  *   IPIBENCH: apic=<x2apic|xapic> bsp=<id> ap=<id> tsc_khz=<n> (<source>)
  *   IPIBENCH: mode=busy n=<n> cycles=<tsc cycles>
@@ -21,7 +21,7 @@
 
 #define VEC_PING 0x40
 #define VEC_PONG 0x41
-#define WARMUP 1000
+static uint64_t warmup;
 #define APIC_BASE_MSR 0x1b
 #define APIC_BASE_EN (1ull << 11)
 #define APIC_BASE_EXTD (1ull << 10)
@@ -103,7 +103,7 @@ static void round_trips(uint64_t n)
 
 static void phase(const char *mode, uint64_t n)
 {
-    round_trips(WARMUP);
+    round_trips(warmup);
     uint64_t t0 = rdtsc();
     round_trips(n);
     uint64_t t1 = rdtsc();
@@ -112,6 +112,7 @@ static void phase(const char *mode, uint64_t n)
 
 int main(void)
 {
+    warmup = cmdline_get_u64("warmup", 0, 1000);
     uint64_t n = cmdline_get_u64("n", 0, 20000);
     uint32_t ecx;
     const char *src;

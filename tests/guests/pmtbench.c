@@ -5,7 +5,7 @@
  * (an exit KVM serves in the kernel: the floor under the first).  The PM
  * timer's port comes from the FADT (bench.h), so the guest runs unchanged
  * under khyve and QEMU -M pc.  "n=<count>" on the command line (default
- * 100000); 1000 untimed operations of each kind come first.
+ * 100000) and "warmup=<untimed operations of each kind first>" (default 1000).
  * Output (integers only; bench/run does the division):
  *   PMTBENCH: port=0x<port> tsc_khz=<n> (<source>)    or   PMTBENCH: port=none ...
  *   PMTBENCH: op=pmtimer n=<n> cycles=<tsc cycles> ticks=<PM timer ticks>
@@ -16,7 +16,7 @@
 #include "guest.h"
 #include "bench.h"
 
-#define WARMUP 1000
+static uint64_t warmup;
 
 static void cpuid_loop(uint64_t n)
 {
@@ -29,6 +29,7 @@ static void cpuid_loop(uint64_t n)
 
 int main(void)
 {
+    warmup = cmdline_get_u64("warmup", 0, 1000);
     uint64_t n = cmdline_get_u64("n", 0, 100000);
     uint16_t port = bench_pm_timer_port();
     const char *src;
@@ -40,7 +41,7 @@ int main(void)
         printf("PMTBENCH: port=none tsc_khz=%lu (%s)\n", khz, src);
 
     if (port) {
-        for (int i = 0; i < WARMUP; i++)
+        for (uint64_t i = 0; i < warmup; i++)
             (void)bench_pm_read(port);
         /* The loop's own reads time it: ticks between the first and the last. */
         uint32_t first = bench_pm_read(port), last = first;
@@ -55,7 +56,7 @@ int main(void)
         printf("PMTBENCH: op=pmtimer n=%lu cycles=%lu ticks=%lu\n", n, t1 - t0, ticks);
     }
 
-    cpuid_loop(WARMUP);
+    cpuid_loop(warmup);
     uint64_t t0 = rdtsc();
     cpuid_loop(n);
     uint64_t t1 = rdtsc();
