@@ -145,74 +145,25 @@ static const struct io_range *lookup(struct io_bus *bus, uint64_t addr)
 	return NULL;
 }
 
-/* Little-endian loads and stores of 1, 2, 4 or 8 bytes, each a fixed-size
- * copy the compiler turns into one move (a copy of variable size would be
- * a call into libc on every exit). */
-static inline uint64_t load_le(const uint8_t *p, unsigned size)
-{
-	uint8_t b1;
-	uint16_t b2;
-	uint32_t b4;
-	uint64_t b8 = ~0ULL;
-	switch (size) {
-	case 1:
-		memcpy(&b1, p, 1);
-		return b1;
-	case 2:
-		memcpy(&b2, p, 2);
-		return b2;
-	case 4:
-		memcpy(&b4, p, 4);
-		return b4;
-	case 8:
-		memcpy(&b8, p, 8);
-		return b8;
-	default:
-		b8 = 0;
-		memcpy(&b8, p, size < 8 ? size : 8);
-		return b8;
-	}
-}
-
-static inline void store_le(uint8_t *p, unsigned size, uint64_t v)
-{
-	uint8_t b1 = (uint8_t)v;
-	uint16_t b2 = (uint16_t)v;
-	uint32_t b4 = (uint32_t)v;
-	switch (size) {
-	case 1:
-		memcpy(p, &b1, 1);
-		break;
-	case 2:
-		memcpy(p, &b2, 2);
-		break;
-	case 4:
-		memcpy(p, &b4, 4);
-		break;
-	case 8:
-		memcpy(p, &v, 8);
-		break;
-	default:
-		memcpy(p, &v, size < 8 ? size : 8);
-		break;
-	}
-}
-
 bool io_bus_access(struct io_bus *bus, uint64_t addr, unsigned size, bool is_write,
 		   uint8_t *data)
 {
 	const struct io_range *r = lookup(bus, addr);
 	if (!r) {
 		if (!is_write)
-			store_le(data, size, ~0ULL);
+			memset(data, 0xff, size);
 		return false;
 	}
 	uint64_t offset = addr - r->base;
 	if (is_write) {
-		if (r->ops->write)
-			r->ops->write(r->opaque, offset, size, load_le(data, size));
+		if (r->ops->write) {
+			uint64_t v = 0;
+			memcpy(&v, data, size);
+			r->ops->write(r->opaque, offset, size, v);
+		}
 	} else {
-		store_le(data, size, r->ops->read ? r->ops->read(r->opaque, offset, size) : ~0ULL);
+		uint64_t v = r->ops->read ? r->ops->read(r->opaque, offset, size) : ~0ULL;
+		memcpy(data, &v, size);
 	}
 	return true;
 }
