@@ -128,30 +128,38 @@ void evloop_remove(struct evloop *loop, struct evloop_source *src)
 	pthread_mutex_unlock(&loop->lock);
 }
 
-int evloop_run(struct evloop *loop)
+int evloop_run_once(struct evloop *loop, int timeout_ms)
 {
 	struct epoll_event events[32];
+	int n = epoll_wait(loop->epfd, events, 32, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	int ran = 0;
+	for (int i = 0; i < n && !atomic_load(&loop->stop); i++) {
+		struct evloop_source *src = events[i].data.ptr;
+		if (src == &loop->wake_source) {
+			uint64_t v;
+			ssize_t r = read(loop->wakefd, &v, sizeof(v));
+			(void)r;
+			continue;
+		}
+		/* A callback earlier in this round may have removed src;
+		 * it stays allocated until the round ends. */
+		if (!src->removed) {
+			src->cb(src->opaque, events[i].events);
+			ran++;
+		}
+	}
+	free_dead(loop);
+	return ran;
+}
+
+int evloop_run(struct evloop *loop)
+{
 	while (!atomic_load(&loop->stop)) {
-		int n = epoll_wait(loop->epfd, events, 32, -1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		for (int i = 0; i < n && !atomic_load(&loop->stop); i++) {
-			struct evloop_source *src = events[i].data.ptr;
-			if (src == &loop->wake_source) {
-				uint64_t v;
-				ssize_t r = read(loop->wakefd, &v, sizeof(v));
-				(void)r;
-				continue;
-			}
-			/* A callback earlier in this round may have removed src;
-			 * it stays allocated until the round ends. */
-			if (!src->removed)
-				src->cb(src->opaque, events[i].events);
-		}
-		free_dead(loop);
+		int r = evloop_run_once(loop, -1);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }

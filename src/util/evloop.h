@@ -25,3 +25,7 @@ void evloop_remove(struct evloop *loop, struct evloop_source *src);
 /* Run callbacks until evloop_stop(). Returns 0, or -errno on failure. */
 int evloop_run(struct evloop *loop);
 void evloop_stop(struct evloop *loop);
+/* One dispatch round: wait up to timeout_ms (-1: forever, 0: not at all)
+ * and run the callbacks that are ready. Returns how many ran, or -errno.
+ * For tests that drive the loop by hand. */
+int evloop_run_once(struct evloop *loop, int timeout_ms);
