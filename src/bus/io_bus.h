@@ -1,9 +1,13 @@
 /* Port-I/O and MMIO dispatch. Devices claim address ranges; a vCPU thread
  * asks the bus which device serves an access. Lookups are lock-free: the
  * range table is immutable and replaced whole when it changes (PCI BAR
- * moves), so vCPU threads never contend on the dispatch path. */
+ * moves), so vCPU threads never contend on the dispatch path. A replaced
+ * table is freed once no thread can still be reading it (epochs per
+ * reading thread, io_bus.c), so memory stays flat however often a guest
+ * remaps. */
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct io_ops {
@@ -33,3 +37,7 @@ bool io_bus_access(struct io_bus *bus, uint64_t addr, unsigned size, bool is_wri
 
 /* Name of the owner of addr, for diagnostics; NULL if unclaimed. */
 const char *io_bus_owner(struct io_bus *bus, uint64_t addr);
+
+/* How many replaced tables are still kept for readers that may hold them
+ * (for tests: it stays small however often the table changes). */
+size_t io_bus_retained_tables(struct io_bus *bus);
