@@ -18,6 +18,7 @@
 
 #include "boot/aml.h"
 #include "boot/tables.h"
+#include "machine/memmap.h"
 
 #define ACPI_OEM_ID "KHYVE "
 #define ACPI_OEM_TABLE_ID "KHYVE   "
@@ -358,11 +359,6 @@ static int place(struct acpi_layout *l, void *table, size_t len, uint64_t align,
 
 /* ---- DSDT ---- */
 
-static const struct {
-	uint16_t port;
-	uint8_t irq;
-} com_ports[4] = { { 0x3F8, 4 }, { 0x2F8, 3 }, { 0x3E8, 4 }, { 0x2E8, 3 } };
-
 static void pci_mmio32(const struct platform_desc *d, uint32_t *base, uint32_t *limit)
 {
 	if (d->pci_mmio32_base == 0 && d->pci_mmio32_limit == 0) {
@@ -389,8 +385,8 @@ static void dsdt_com(struct aml *a, unsigned i)
 	aml_name_integer(a, "_UID", i + 1);
 	struct aml r;
 	aml_init(&r);
-	aml_res_io(&r, com_ports[i].port, com_ports[i].port, 0x01, 0x08);
-	aml_res_irq_noflags(&r, com_ports[i].irq);
+	aml_res_io(&r, machine_com_ports[i].port, machine_com_ports[i].port, 0x01, 0x08);
+	aml_res_irq_noflags(&r, machine_com_ports[i].irq);
 	aml_name(a, "_CRS");
 	aml_resource_template(a, &r);
 	aml_free(&r);
@@ -692,10 +688,10 @@ static int put_spcr(struct acpi_layout *l, uint64_t *gpa)
 	memset(&s, 0, sizeof(s));
 	fill_header(&s.h, "SPCR", sizeof(s), 2);
 	s.interface_type = 0; /* full 16550 */
-	s.base = gas_io(com_ports[0].port, 8, 1);
+	s.base = gas_io(machine_com_ports[0].port, 8, 1);
 	s.interrupt_type = 0x03; /* 8259 IRQ and IOAPIC GSI */
-	s.irq = com_ports[0].irq;
-	s.gsi = com_ports[0].irq;
+	s.irq = machine_com_ports[0].irq;
+	s.gsi = machine_com_ports[0].irq;
 	s.baud_rate = 7; /* 115200 */
 	s.parity = 0;
 	s.stop_bits = 1;

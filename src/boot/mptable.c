@@ -10,6 +10,7 @@
 #endif
 
 #include "boot/tables.h"
+#include "machine/memmap.h"
 
 /* MP floating pointer structure (MP 1.4, 4.1, Table 4-1): 16 bytes. */
 struct mp_fps {

@@ -1,53 +1,20 @@
 /* The tables a guest reads to find its hardware: the MP table (Intel MP
- * spec 1.4) and ACPI. Both live in the BIOS area (0xE0000-0xFFFFF),
- * which the e820 map marks reserved. */
+ * spec 1.4) and ACPI, written from a description of the board. Both live
+ * in the BIOS area (0xE0000-0xFFFFF, machine/memmap.h), which the e820 map
+ * marks reserved. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "machine/memmap.h"
 #include "mem/guest_mem.h"
-
-#define ACPI_TABLES_GPA 0xE0000ULL /* XSDT, RSDT, FADT, FACS, MADT, DSDT, ... */
-#define ACPI_TABLES_END 0xF0000ULL
-#define ACPI_RSDP_GPA 0xF0000ULL
-#define MPTABLE_GPA 0xF1000ULL /* floating pointer, then the config table */
-#define MPTABLE_END 0xF8000ULL
-
-#define IOAPIC_GPA 0xFEC00000ULL
-#define LAPIC_GPA 0xFEE00000ULL
-
-/* Fixed ACPI hardware ports (as bhyve lays them out). */
-#define ACPI_PM1A_EVT_PORT 0x400 /* 4 bytes: PM1 status (2), enable (2) */
-#define ACPI_PM1A_CNT_PORT 0x404 /* 2 bytes */
-#define ACPI_PM_TMR_PORT 0x408   /* 4 bytes, 24-bit timer */
-#define ACPI_SCI_IRQ 9
-#define ACPI_RESET_PORT 0xCF9
-#define ACPI_RESET_VALUE 0x06
-#define ACPI_S5_SLP_TYP 5 /* the _S5 package's value, written to SLP_TYP */
-#define ACPI_S3_SLP_TYP 1 /* _S3's: QEMU's value (piix4 and ich9 alike) */
-/* The FACS is the first table, where the guest writes its waking vector. */
-#define ACPI_FACS_GPA ACPI_TABLES_GPA
-
-/* Default PCI windows: the 32-bit MMIO hole below the IOAPIC. */
-#define PCI_MMIO32_DEFAULT_BASE 0xC0000000ULL
-#define PCI_MMIO32_DEFAULT_LIMIT 0xFEBFFFFFULL /* inclusive */
-
-/* One PCI INTx route: device dev (0-31) on bus, pin 0-3 (INTA#-INTD#),
- * wired to IOAPIC input gsi (level, active low as on PCs). The same list
- * feeds the MP table's I/O interrupt entries and the DSDT's _PRT. */
-struct pci_intx_route {
-	uint8_t bus; /* only bus 0 for now (the MP table knows one PCI bus) */
-	uint8_t dev;
-	uint8_t pin;
-	uint32_t gsi;
-};
 
 struct platform_desc {
 	unsigned ncpus;
 	const uint32_t *apic_ids; /* ncpus entries, [0] is the boot CPU */
 	uint8_t ioapic_id;
-	unsigned ioapic_pins; /* 24 */
-	bool com_present[4];  /* com1..com4 */
+	unsigned ioapic_pins; /* IOAPIC_PINS */
+	bool com_present[MACHINE_COM_PORTS]; /* machine_com_ports[i] is there */
 	uint64_t ram_below_4g, ram_above_4g;
 
 	/* PCI: all optional, zero means "none"/"default". */

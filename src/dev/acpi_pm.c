@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "boot/tables.h"
+#include "machine/memmap.h"
 #include "util/log.h"
 
 #define STS_TMR 0x0001

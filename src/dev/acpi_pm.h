@@ -1,4 +1,4 @@
-/* The ACPI fixed hardware at the ports in boot/tables.h: the PM1a event
+/* The ACPI fixed hardware at the ports in machine/memmap.h: the PM1a event
  * block (PM1_STS, PM1_EN), the PM1a control block (SCI_EN reads as always
  * set; SLP_EN with SLP_TYP == ACPI_S5_SLP_TYP powers off, with
  * ACPI_S3_SLP_TYP suspends to RAM) and the 24-bit PM timer at 3.579545

@@ -2,13 +2,8 @@
  * configuration headers, BAR sizing and placement, capability lists, MSI,
  * MSI-X (table and PBA) and INTx through the IOAPIC.
  *
- * Layout in guest-physical space (the MMIO hole, 3-4 GiB):
- *   0xC0000000-0xDFFFFFFF  32-bit BARs (and 64-bit BARs of at most 128 MiB,
- *                          as bhyve places them)
- *   0xE0000000-0xE00FFFFF  ECAM for bus 0 (MCFG; reserved in e820)
- *   above RAM              larger 64-bit BARs
- * I/O BARs take ports 0x2000-0xFFFF. INTx pins go to IOAPIC inputs 16-23
- * (level, active low).
+ * Where the windows, ECAM and INTx lines are: machine/memmap.h (64-bit
+ * BARs of at most PCI_MMIO64_SMALL go below 4 GiB, as bhyve places them).
  *
  * Devices are created on the bus, describe their header, BARs and
  * capabilities, and then the bus is "sealed" (pci_bus_finish): BARs get
@@ -25,23 +20,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "boot/tables.h"
 #include "bus/io_bus.h"
 #include "dev/platform.h"
+#include "machine/memmap.h"
 
 #define PCI_SLOTS 32
 #define PCI_FUNCS 8
 #define PCI_CFG_SIZE 256
 
-#define PCI_ECAM_BASE 0xE0000000ULL
-#define PCI_ECAM_SIZE (1ULL << 20) /* bus 0 only */
-#define PCI_MMIO32_BASE 0xC0000000ULL
-#define PCI_MMIO32_LIMIT 0xDFFFFFFFULL /* inclusive */
-#define PCI_IO_BASE 0x2000u
-#define PCI_IO_LIMIT 0xFFFFu /* inclusive */
 #define PCI_MMIO64_SMALL 0x8000000ULL /* 64-bit BARs up to this go below 4 GiB */
-#define PCI_INTX_GSI_BASE 16
-#define PCI_INTX_GSI_COUNT 8
 #define PCI_CONFIG_ADDRESS_PORT 0xCF8
 #define PCI_CONFIG_DATA_PORT 0xCFC
 
