@@ -8,8 +8,8 @@
 #include "debug/gdb_stub.h"
 #include "util/log.h"
 #include "util/parse.h"
-#include "pci/slots.h"
-#include "vmm/machine.h"
+#include "machine/machine.h"
+#include "machine/registry.h"
 
 #define EXIT_USAGE VM_EXIT_ERROR
 #define MAX_MODULES 16
@@ -75,12 +75,12 @@ static int parse_lpc(struct machine_config *cfg, const char *arg)
 		return usage_error("-l: unknown LPC device '%s' (expected com1..com4)", arg);
 	memcpy(name, arg, len);
 	name[len] = '\0';
-	const struct lpc_device_info *dev = lpc_device_find(name);
+	const struct machine_com_port *dev = machine_com_find(name);
 	if (!dev)
 		return usage_error("-l: unknown LPC device '%s' (expected com1..com4)", name);
 	if (!comma || !comma[1])
 		return usage_error("-l %s: missing backend (e.g. -l com1,stdio)", name);
-	int index = name[3] - '1';
+	int index = (int)(dev - machine_com_ports);
 	if (cfg->com_backend[index])
 		return usage_error("-l: %s is given twice", name);
 	cfg->com_backend[index] = comma + 1;
@@ -88,14 +88,16 @@ static int parse_lpc(struct machine_config *cfg, const char *arg)
 }
 
 /* Static: lives until exit, as the machine it describes. */
-static struct pci_config *pci_slots;
+static struct machine_slots *pci_slots;
 
-/* "-s [bus:]slot[:function],emulation[,conf]" (pci/slots.c). */
+/* "-s [bus:]slot[:function],emulation[,conf]" (machine/slots.c). */
 static int parse_slot(const char *arg)
 {
 	char err[512];
-	if (pci_config_add(&pci_slots, arg, err, sizeof(err)))
-		return usage_error("%s", err);
+	if (machine_slots_add(&pci_slots, arg, err, sizeof(err))) {
+		log_error("-s %s: %s (see khyve --help)", arg, err);
+		return EXIT_USAGE;
+	}
 	return 0;
 }
 
@@ -281,5 +283,7 @@ int main(int argc, char **argv)
 		log_debug("%s: %s", cfg.vm.name, why);
 	if (getenv("KHYVE_EXIT_STATS"))
 		print_exit_stats(m);
-	vm_exit_process(machine_vm(m), status);
+	/* Exit at once; the VM's teardown goes on in a helper process. */
+	machine_detach(m);
+	exit(status);
 }

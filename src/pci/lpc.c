@@ -1,7 +1,7 @@
 /* The LPC (PCI-to-ISA) bridge, as bhyve's "lpc" (Intel's 8086:7000): the
  * COM ports, the RTC and the other legacy devices sit behind it. Those are
- * always present in khyve (-l comN,... chooses the COM ports), so this
- * function only gives the guest the bridge a bhyve command line names. */
+ * always present in khyve (the board chooses the COM ports), so this
+ * function only gives the guest the bridge a bhyve configuration names. */
 #include <errno.h>
 #include <stdio.h>
 
@@ -12,7 +12,8 @@ static int lpc_parse(const char *conf, void **settings, char *err, size_t errlen
 {
 	*settings = NULL;
 	if (conf && *conf) {
-		snprintf(err, errlen, "lpc takes no options here ('%s'; use -l comN,BACKEND)", conf);
+		snprintf(err, errlen, "lpc takes no options ('%s'): its COM ports are configured on their own",
+			 conf);
 		return -EINVAL;
 	}
 	return 0;

@@ -812,7 +812,7 @@ int pci_bus_finish(struct pci_bus *bus, struct pci_intx_route *routes, unsigned 
 		for (unsigned f = 1; f < PCI_FUNCS; f++)
 			others |= bus->dev[s][f] != NULL;
 		if (others && !bus->dev[s][0]) {
-			snprintf(err, errlen, "-s %u: slot %u has functions but no function 0", s, s);
+			snprintf(err, errlen, "slot %u has functions but no function 0", s);
 			return -EINVAL;
 		}
 		if (others)
@@ -842,8 +842,8 @@ int pci_bus_finish(struct pci_bus *bus, struct pci_intx_route *routes, unsigned 
 		}
 		uint64_t addr = (*next + b->size - 1) & ~(b->size - 1);
 		if (addr + b->size > limit) {
-			snprintf(err, errlen, "-s %u:%u (%s): no room for BAR%d (%llu bytes) in the PCI %s window",
-				 d->slot, d->func, d->name, refs[i].n, (unsigned long long)b->size,
+			snprintf(err, errlen, "%s at slot %u:%u: no room for BAR%d (%llu bytes) in the PCI %s window",
+				 d->name, d->slot, d->func, refs[i].n, (unsigned long long)b->size,
 				 b->type == PCI_BAR_IO ? "I/O" : "memory");
 			return -ENOSPC;
 		}

@@ -1,19 +1,19 @@
-/* bhyve's -s slot[:function],emulation[,conf] (or bus:slot:function):
- * parsing, the table of emulations, and building the PCI bus a command
- * line asks for. */
+/* What a PCI emulation is (a device type that can be put in a slot, as
+ * bhyve's "slot,emulation[,conf]" names one), helpers for the emulations'
+ * conf parsers, and the emulations of pci/ itself. The table of all
+ * emulations by name is the board's: machine/registry.c. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "boot/tables.h"
 #include "dev/platform.h"
 
 struct pci_bus;
 struct pci_dev;
 
-/* One emulation (a "-s" device type). parse checks conf (the text after
- * "emulation,", NULL when absent) and returns the device's own settings;
- * create builds the function on the bus. Errors: a one-line reason. */
+/* One emulation. parse checks conf (the text after "emulation,", NULL
+ * when absent) and returns the device's own settings; create builds the
+ * function on the bus. Errors: a one-line reason. */
 struct pci_emul {
 	const char *name;
 	int (*parse)(const char *conf, void **settings, char *err, size_t errlen);
@@ -22,23 +22,8 @@ struct pci_emul {
 		      struct platform *p, char *err, size_t errlen);
 };
 
-/* All -s options of a command line, parsed. */
-struct pci_config;
-
-/* Parse one -s argument into *cfg (allocated on first use). A slot given
- * twice, an unknown emulation or a bad conf is an error with a reason. */
-int pci_config_add(struct pci_config **cfg, const char *arg, char *err, size_t errlen);
-void pci_config_free(struct pci_config *cfg);
-
-/* The PCI side of a machine. */
-struct pci_machine;
-
-/* Build the bus and the devices of cfg. Fills desc's PCI fields (the
- * INTx route array belongs to the returned pci_machine). */
-int pci_machine_create(struct platform *p, const struct pci_config *cfg, struct platform_desc *desc,
-		       struct pci_machine **out, char *err, size_t errlen);
-void pci_machine_destroy(struct pci_machine *pm);
-struct pci_bus *pci_machine_bus(struct pci_machine *pm);
+/* pci/hostbridge.c, pci/lpc.c */
+extern const struct pci_emul pci_emul_hostbridge, pci_emul_amd_hostbridge, pci_emul_lpc;
 
 /* Helpers for emulations' conf parsers: split "a,b=c,d" into words.
  * Returns the count; words point into buf (a copy of conf). */

@@ -375,7 +375,8 @@ struct teardown_args {
 
 /* Runs in a process that shares khyve's address space but has its own
  * descriptor table: it keeps only the VM's descriptors, and waits for
- * khyve to be gone. Only async-signal-safe calls: khyve has threads. */
+ * khyve to be gone. Only async-signal-safe calls: khyve has threads.
+ * _exit ends this helper process only, never khyve. */
 static int teardown_main(void *opaque)
 {
 	const struct teardown_args *t = opaque;
@@ -392,17 +393,22 @@ static int teardown_main(void *opaque)
 	_exit(0);
 }
 
-_Noreturn void vm_exit_process(struct vm *vm, int status)
+void vm_detach(struct vm *vm)
 {
 	/* The teardown process shares the address space (CLONE_VM) so that
 	 * neither the guest memory nor the VM dies with this process: both
-	 * go when it exits, after whoever waits for khyve has been told. */
+	 * go when it exits, after whoever waits for khyve has been told. If
+	 * it cannot be started, the caller's exit tears the VM down itself. */
 	const size_t stack_size = 64 * 1024;
 	uint8_t *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
 			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED)
+		return;
 	int gate[2];
-	if (stack == MAP_FAILED || pipe2(gate, O_CLOEXEC) < 0)
-		exit(status);
+	if (pipe2(gate, O_CLOEXEC) < 0) {
+		munmap(stack, stack_size);
+		return;
+	}
 	struct teardown_args *t = (struct teardown_args *)stack;
 	t->nkeep = 0;
 	t->gate = gate[0];
@@ -412,11 +418,15 @@ _Noreturn void vm_exit_process(struct vm *vm, int status)
 		if (vm->vcpus[i].fd >= 0)
 			t->keep[t->nkeep++] = vm->vcpus[i].fd;
 	qsort(t->keep, (size_t)t->nkeep, sizeof(int), compare_int);
-	if (clone(teardown_main, stack + stack_size, CLONE_VM, t) < 0)
-		exit(status);
+	if (clone(teardown_main, stack + stack_size, CLONE_VM, t) < 0) {
+		close(gate[0]);
+		close(gate[1]);
+		munmap(stack, stack_size);
+		return;
+	}
 	close(gate[0]);
-	/* gate[1] closes when this process is gone, releasing the child. */
-	exit(status);
+	/* gate[1] closes when this process is gone, releasing the child;
+	 * the stack is the child's until then. */
 }
 
 int vm_run(struct vm *vm)

@@ -43,11 +43,13 @@ void vm_request_exit(struct vm *vm, int status, const char *reason);
 /* The reason given by whoever ended the VM. */
 const char *vm_exit_reason(const struct vm *vm);
 
-/* End the process with status at once. The kernel's teardown of a VM
- * (irqchip, PIT: several RCU grace periods, 10-20 ms) is left to a child
- * process that holds the VM's descriptors until this process is gone, so
- * whoever waits for khyve is not kept waiting for it. */
-_Noreturn void vm_exit_process(struct vm *vm, int status);
+/* Before the caller ends the process (the VM has stopped): the kernel's
+ * teardown of a VM (irqchip, PIT: several RCU grace periods, 10-20 ms)
+ * is left to a child process that holds the VM's descriptors until this
+ * process is gone, so whoever waits for khyve is not kept waiting for
+ * it. Returns at once; the caller then exits without destroying the VM
+ * (destroying it would wait for the teardown after all). */
+void vm_detach(struct vm *vm);
 
 /* Block the signals the event loop takes through signalfd, in the calling
  * thread (call early in main, before any thread exists). */

@@ -1,6 +1,6 @@
 /* The PCI core: config mechanism #1 and ECAM, BAR sizing and mapping,
  * capability lists, MSI-X table/PBA with masking, MSI, INTx sharing, and
- * the -s parser's errors. */
+ * the slot parser's errors (machine/slots.c). */
 #include <errno.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 #include "dev/platform.h"
 #include "pci/pci.h"
 #include "pci/slots.h"
+#include "machine/slots.h"
 #include "unit.h"
 
 static int irq_level[64];
@@ -118,26 +119,37 @@ static void mmio_write(struct platform *p, uint64_t addr, unsigned size, uint64_
 
 static void test_parser(void)
 {
-	struct pci_config *cfg = NULL;
+	struct machine_slots *cfg = NULL;
 	char err[512];
-	CHECK_EQ(pci_config_add(&cfg, "0,hostbridge", err, sizeof(err)), 0);
-	CHECK_EQ(pci_config_add(&cfg, "31,lpc", err, sizeof(err)), 0);
-	CHECK_EQ(pci_config_add(&cfg, "0:0:3,amd_hostbridge", err, sizeof(err)), 0);
-	CHECK(pci_config_add(&cfg, "0:0,lpc", err, sizeof(err)) == -EEXIST);
+	CHECK_EQ(machine_slots_add(&cfg, "0,hostbridge", err, sizeof(err)), 0);
+	CHECK_EQ(machine_slots_add(&cfg, "31,lpc", err, sizeof(err)), 0);
+	CHECK_EQ(machine_slots_add(&cfg, "0:0:3,amd_hostbridge", err, sizeof(err)), 0);
+	CHECK(machine_slots_add(&cfg, "0:0,lpc", err, sizeof(err)) == -EEXIST);
 	CHECK(strstr(err, "already taken by hostbridge") != NULL);
-	CHECK(pci_config_add(&cfg, "30,lpc", err, sizeof(err)) == -EEXIST);
-	CHECK(pci_config_add(&cfg, "3,nosuch", err, sizeof(err)) == -EINVAL);
+	CHECK(machine_slots_add(&cfg, "30,lpc", err, sizeof(err)) == -EEXIST);
+	CHECK(machine_slots_add(&cfg, "3,nosuch", err, sizeof(err)) == -EINVAL);
 	CHECK(strstr(err, "unknown PCI emulation 'nosuch'") != NULL);
-	CHECK(pci_config_add(&cfg, "32,hostbridge", err, sizeof(err)) == -EINVAL);
-	CHECK(pci_config_add(&cfg, "1:8,hostbridge", err, sizeof(err)) == -EINVAL);
-	CHECK(pci_config_add(&cfg, "1:0:0,hostbridge", err, sizeof(err)) == -EINVAL);
+	CHECK(machine_slots_add(&cfg, "32,hostbridge", err, sizeof(err)) == -EINVAL);
+	CHECK(machine_slots_add(&cfg, "1:8,hostbridge", err, sizeof(err)) == -EINVAL);
+	CHECK(machine_slots_add(&cfg, "1:0:0,hostbridge", err, sizeof(err)) == -EINVAL);
 	CHECK(strstr(err, "bus 0") != NULL);
-	CHECK(pci_config_add(&cfg, "x,hostbridge", err, sizeof(err)) == -EINVAL);
-	CHECK(pci_config_add(&cfg, "4:,hostbridge", err, sizeof(err)) == -EINVAL);
-	CHECK(pci_config_add(&cfg, "hostbridge", err, sizeof(err)) == -EINVAL);
-	CHECK(pci_config_add(&cfg, "4,hostbridge,bogus=1", err, sizeof(err)) == -EINVAL);
+	CHECK(machine_slots_add(&cfg, "x,hostbridge", err, sizeof(err)) == -EINVAL);
+	CHECK(machine_slots_add(&cfg, "4:,hostbridge", err, sizeof(err)) == -EINVAL);
+	CHECK(machine_slots_add(&cfg, "hostbridge", err, sizeof(err)) == -EINVAL);
+	CHECK(machine_slots_add(&cfg, "4,hostbridge,bogus=1", err, sizeof(err)) == -EINVAL);
 	CHECK(strstr(err, "bogus") != NULL);
-	pci_config_free(cfg);
+	/* Slot numbers are decimal, as bhyve reads them (issue 9): "010" is
+	 * slot 10, not 8; "08" is slot 8; hex is not a slot. */
+	CHECK_EQ(machine_slots_add(&cfg, "010,hostbridge", err, sizeof(err)), 0);
+	CHECK(machine_slots_add(&cfg, "10,hostbridge", err, sizeof(err)) == -EEXIST);
+	CHECK(strstr(err, "slot 10:0 is already taken") != NULL);
+	CHECK_EQ(machine_slots_add(&cfg, "08,hostbridge", err, sizeof(err)), 0);
+	CHECK(machine_slots_add(&cfg, "0x9,hostbridge", err, sizeof(err)) == -EINVAL);
+	CHECK(machine_slots_add(&cfg, "0:012:01,hostbridge", err, sizeof(err)) == 0);
+	CHECK(machine_slots_add(&cfg, "12:1,hostbridge", err, sizeof(err)) == -EEXIST);
+	/* Library messages do not speak of command-line flags. */
+	CHECK(strncmp(err, "-s", 2) != 0);
+	machine_slots_free(cfg);
 
 	struct pci_conf_word w[PCI_CONF_MAX_WORDS];
 	char *buf;

@@ -1,4 +1,4 @@
-#include "vmm/machine.h"
+#include "machine/machine.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,6 +8,8 @@
 
 #include "backend/chardev.h"
 #include "boot/tables.h"
+#include "machine/memmap.h"
+#include "machine/slots.h"
 #include "dev/acpi_pm.h"
 #include "dev/debug_exit.h"
 #include "dev/fw_cfg.h"
@@ -15,25 +17,8 @@
 #include "dev/reset_cf9.h"
 #include "dev/rtc.h"
 #include "dev/uart16550.h"
-#include "pci/pci.h"
-#include "pci/slots.h"
 #include "util/log.h"
 #include "vmm/irq_routing.h"
-
-static const struct lpc_device_info lpc_devices[] = {
-	{ "com1", 0x3f8, 4 },
-	{ "com2", 0x2f8, 3 },
-	{ "com3", 0x3e8, 4 },
-	{ "com4", 0x2e8, 3 },
-};
-
-const struct lpc_device_info *lpc_device_find(const char *name)
-{
-	for (size_t i = 0; i < sizeof(lpc_devices) / sizeof(lpc_devices[0]); i++)
-		if (!strcmp(lpc_devices[i].name, name))
-			return &lpc_devices[i];
-	return NULL;
-}
 
 struct machine {
 	struct vm *vm;
@@ -46,7 +31,7 @@ struct machine {
 	struct fw_cfg *fw_cfg;
 	struct debug_exit *debug_exit;
 	struct chardev *stdio_console; /* the com port on stdio, if any */
-	struct pci_machine *pci;
+	struct machine_pci *pci;
 };
 
 /* SIGTERM presses the power button when the guest listens for it, and
@@ -169,15 +154,16 @@ int machine_build(const struct machine_config *cfg, struct machine **out, char *
 		char why[256];
 		r = chardev_open(cfg->com_backend[i], vm_loop(m->vm), &m->com_backend[i], why, sizeof(why));
 		if (r) {
-			snprintf(err, errlen, "-l com%d: %s", i + 1, why);
+			snprintf(err, errlen, "%s: %s", machine_com_ports[i].name, why);
 			goto fail;
 		}
 		if (!strncmp(cfg->com_backend[i], "stdio", 5) &&
 		    (cfg->com_backend[i][5] == '\0' || cfg->com_backend[i][5] == ','))
 			m->stdio_console = m->com_backend[i];
-		r = uart16550_create(p, lpc_devices[i].port, lpc_devices[i].irq, m->com_backend[i], &m->com[i]);
+		r = uart16550_create(p, machine_com_ports[i].port, machine_com_ports[i].irq,
+				     m->com_backend[i], &m->com[i]);
 		if (r) {
-			fail_with(err, errlen, r, lpc_devices[i].name);
+			fail_with(err, errlen, r, machine_com_ports[i].name);
 			goto fail;
 		}
 	}
@@ -205,7 +191,7 @@ int machine_build(const struct machine_config *cfg, struct machine **out, char *
 		goto fail;
 	}
 	if (cfg->debug_exit && (r = debug_exit_create(p, cfg->debug_exit_port, &m->debug_exit))) {
-		snprintf(err, errlen, "--debug-exit: port 0x%x: %s", cfg->debug_exit_port,
+		snprintf(err, errlen, "the debug-exit port 0x%x: %s", cfg->debug_exit_port,
 			 r == -EEXIST ? "already used by another device" : strerror(-r));
 		goto fail;
 	}
@@ -222,13 +208,13 @@ int machine_build(const struct machine_config *cfg, struct machine **out, char *
 		.ncpus = ncpus,
 		.apic_ids = apic_ids,
 		.ioapic_id = (uint8_t)(max_apic + 1), /* the first ID no CPU has */
-		.ioapic_pins = 24,
+		.ioapic_pins = IOAPIC_PINS,
 		.ram_below_4g = gm->low_size,
 		.ram_above_4g = gm->high_size,
 	};
 	for (int i = 0; i < MACHINE_COM_PORTS; i++)
 		desc.com_present[i] = cfg->com_backend[i] != NULL;
-	if (cfg->pci && (r = pci_machine_create(p, cfg->pci, &desc, &m->pci, err, errlen)))
+	if (cfg->pci && (r = machine_pci_create(p, cfg->pci, &desc, &m->pci, err, errlen)))
 		goto fail;
 	if ((r = mptable_build(gm, &desc))) {
 		fail_with(err, errlen, r, "building the MP table");
@@ -265,13 +251,15 @@ int machine_run(struct machine *m) { return vm_run(m->vm); }
 
 struct vm *machine_vm(struct machine *m) { return m->vm; }
 
+void machine_detach(struct machine *m) { vm_detach(m->vm); }
+
 const char *machine_exit_reason(const struct machine *m) { return vm_exit_reason(m->vm); }
 
 void machine_destroy(struct machine *m)
 {
 	if (!m)
 		return;
-	pci_machine_destroy(m->pci);
+	machine_pci_destroy(m->pci);
 	if (m->debug_exit)
 		debug_exit_destroy(m->debug_exit);
 	if (m->fw_cfg)
