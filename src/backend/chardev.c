@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "backend/chardev_internal.h"
+#include "backend/listen.h"
 #include "util/evloop.h"
 #include "util/log.h"
 
@@ -50,6 +51,7 @@ struct chardev {
 	struct evloop_source *src;
 	bool input_done; /* EOF, error, or an fd that cannot be polled */
 	bool paused;
+	bool in_not_socket;       /* recv(MSG_DONTWAIT) failed with ENOTSOCK */
 	unsigned long resume_gen; /* bumped by every chardev_resume_input */
 
 	pthread_mutex_t out_lock; /* the output side */
@@ -99,7 +101,16 @@ static void on_input(void *opaque, uint32_t events)
 
 	uint8_t buf[512];
 	size_t want = room < sizeof(buf) ? room : sizeof(buf);
-	ssize_t n = read(c->in_fd, buf, want);
+	ssize_t n = -1;
+	errno = ENOTSOCK;
+	/* A socket is read without blocking whatever its flags (an fd= socket
+	 * keeps the ones it came with); anything else is non-blocking. */
+	if (!c->in_not_socket)
+		n = recv(c->in_fd, buf, want, MSG_DONTWAIT);
+	if (n < 0 && errno == ENOTSOCK) {
+		c->in_not_socket = true;
+		n = read(c->in_fd, buf, want);
+	}
 	if (n > 0) {
 		rx.receive(rx.opaque, buf, (size_t)n);
 		return;
@@ -344,37 +355,71 @@ static int parse_fd(const char *s, char **end)
 	return (int)v;
 }
 
-/* "fd=R,W": an already open pair of descriptors (-1 for none), for tests
- * and internal use. The caller keeps ownership; R is made non-blocking. */
-static int chardev_fd_open_spec(const char *args, struct evloop *loop, struct chardev **out,
-				char *err, size_t errlen)
+/* "fd=R,W" (-1 for none): descriptors khyve inherited, for tests and for
+ * programs that start khyve with a pipe or socket pair. Their flags are
+ * left alone: O_NONBLOCK belongs to the open file description, which the
+ * process that passed them shares, and setting it there would make that
+ * process's own reads and writes fail with EAGAIN (and stay set after
+ * khyve exits). Input still never blocks the event loop: a socket is read
+ * with MSG_DONTWAIT; a pipe, FIFO or terminal that is not already
+ * non-blocking is reopened through /proc/self/fd as a new, non-blocking
+ * description of the same file, which khyve owns. Output may block, as a
+ * slow reader of stdout does, for at most one chardev_write. */
+static int parse_fd_pair(const char *args, int *in_fd, int *out_fd, char *err, size_t errlen)
 {
 	char *end;
-	int in_fd = parse_fd(args, &end);
-	int out_fd = -2;
-	if (in_fd >= -1 && *end == ',')
-		out_fd = parse_fd(end + 1, &end);
-	if (in_fd < -1 || out_fd < -1 || *end) {
+	*in_fd = parse_fd(args, &end);
+	*out_fd = -2;
+	if (*in_fd >= -1 && *end == ',')
+		*out_fd = parse_fd(end + 1, &end);
+	if (*in_fd < -1 || *out_fd < -1 || *end) {
 		snprintf(err, errlen, "bad fd backend '%s' (expected fd=R,W)", args);
 		return -EINVAL;
 	}
-	if (in_fd >= 0) {
-		int fl = fcntl(in_fd, F_GETFL);
-		if (fl < 0 || fcntl(in_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-			int e = errno;
-			snprintf(err, errlen, "fd %d: %s", in_fd, strerror(e));
-			return -e;
-		}
-	}
-	if (out_fd >= 0 && fcntl(out_fd, F_GETFL) < 0) {
+	return 0;
+}
+
+static bool is_socket(int fd)
+{
+	int type;
+	socklen_t len = sizeof(type);
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+}
+
+static int chardev_fd_open_spec(const char *args, struct evloop *loop, struct chardev **out,
+				char *err, size_t errlen)
+{
+	int in_fd, out_fd;
+	int r = parse_fd_pair(args, &in_fd, &out_fd, err, errlen);
+	if (r)
+		return r;
+	int fl = in_fd >= 0 ? fcntl(in_fd, F_GETFL) : 0;
+	if (fl < 0 || (out_fd >= 0 && fcntl(out_fd, F_GETFL) < 0)) {
 		int e = errno;
-		snprintf(err, errlen, "fd %d: %s", out_fd, strerror(e));
+		snprintf(err, errlen, "fd %d: %s", fl < 0 ? in_fd : out_fd, strerror(e));
 		return -e;
 	}
-	struct chardev_fd_config cfg = { .in_fd = in_fd, .out_fd = out_fd };
-	int r = chardev_fd_new(loop, &cfg, out);
-	if (r < 0)
+	bool own_in = false;
+	if (in_fd >= 0 && !(fl & O_NONBLOCK) && !is_socket(in_fd)) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", in_fd);
+		int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0) {
+			int e = errno;
+			snprintf(err, errlen, "fd %d: cannot read it without blocking: %s", in_fd,
+				 strerror(e));
+			return -e;
+		}
+		in_fd = fd;
+		own_in = true;
+	}
+	struct chardev_fd_config cfg = { .in_fd = in_fd, .out_fd = out_fd, .own_in_fd = own_in };
+	r = chardev_fd_new(loop, &cfg, out);
+	if (r < 0) {
+		if (own_in)
+			close(in_fd);
 		snprintf(err, errlen, "%s", strerror(-r));
+	}
 	return r;
 }
 
@@ -386,7 +431,7 @@ static const struct {
 	{ "stdio", chardev_stdio_open },
 	{ "tcp", chardev_tcp_open },
 	{ "pty", chardev_pty_open }, /* pty=PATH: PATH need not contain a '/' */
-	{ "fd", chardev_fd_open_spec }, /* not advertised: tests and internal use */
+	{ "fd", chardev_fd_open_spec }, /* inherited descriptors: khyve(8) */
 };
 
 #define EXPECTED_BACKENDS "stdio, a path for a pty, tcp=[ADDRESS:]PORT, log=FILE"
@@ -483,4 +528,73 @@ int chardev_open(const char *spec, struct evloop *loop, struct chardev **out, ch
 	if (log_fd >= 0)
 		chardev_set_log(*out, log_fd);
 	return 0;
+}
+
+int chardev_check_spec(const char *spec, char *err, size_t errlen)
+{
+	if (errlen)
+		err[0] = '\0';
+	if (!spec)
+		spec = "";
+	size_t speclen = strlen(spec);
+	const char *log_path = NULL;
+	if (!strncmp(spec, "log=", 4)) {
+		log_path = spec + 4;
+		speclen = 0;
+	} else {
+		const char *l = strstr(spec, ",log=");
+		if (l) {
+			log_path = l + 5;
+			speclen = (size_t)(l - spec);
+		}
+	}
+	if (!speclen && !log_path) {
+		snprintf(err, errlen, "missing the serial backend (expected %s)", EXPECTED_BACKENDS);
+		return -EINVAL;
+	}
+	if (log_path && !*log_path) {
+		snprintf(err, errlen, "log=: missing the file name");
+		return -EINVAL;
+	}
+	if (!speclen)
+		return 0;
+	char *copy = strndup(spec, speclen);
+	if (!copy) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int r = 0;
+	bool has_slash = strchr(copy, '/') != NULL;
+	char *eq = strchr(copy, '=');
+	const char *args = eq ? eq + 1 : "";
+	if (eq)
+		*eq = '\0';
+	int in_fd, out_fd;
+	if (!strcmp(copy, "stdio")) {
+		if (*args) {
+			snprintf(err, errlen, "the stdio backend takes no options ('%s')", args);
+			r = -EINVAL;
+		}
+	} else if (!strcmp(copy, "tcp")) {
+		char why[200];
+		if ((r = tcp_check_spec(args, why, sizeof(why))))
+			snprintf(err, errlen, "tcp=%s", why);
+	} else if (!strcmp(copy, "pty")) {
+		if (!*args) {
+			snprintf(err, errlen, "pty=: missing the path of the link");
+			r = -EINVAL;
+		}
+	} else if (!strcmp(copy, "fd")) {
+		r = parse_fd_pair(args, &in_fd, &out_fd, err, errlen);
+	} else if (has_slash) {
+		r = 0; /* a path for a pty link */
+	} else {
+		if (eq)
+			*eq = '=';
+		snprintf(err, errlen, "unknown serial backend '%s' (expected %s)", copy,
+			 EXPECTED_BACKENDS);
+		r = -EINVAL;
+	}
+	free(copy);
+	return r;
 }

@@ -23,6 +23,10 @@ struct chardev_receiver {
 int chardev_open(const char *spec, struct evloop *loop, struct chardev **out, char *err,
 		 size_t errlen);
 void chardev_close(struct chardev *chr);
+/* Check spec as chardev_open would parse it, opening nothing (no pty,
+ * socket or log file is created). 0, or -errno with the same reason
+ * chardev_open would give. */
+int chardev_check_spec(const char *spec, char *err, size_t errlen);
 
 void chardev_set_receiver(struct chardev *chr, const struct chardev_receiver *rx);
 /* The device has room again. Callable from any thread. */

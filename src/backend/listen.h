@@ -9,3 +9,11 @@
  * free one. Returns a non-blocking, close-on-exec listening socket and
  * the bound "address:port" in where, or -errno with a one-line reason. */
 int tcp_listen_spec(const char *spec, char *where, size_t wherelen, char *err, size_t errlen);
+
+/* Check a spec as tcp_listen_spec would (the address resolved), without
+ * creating a socket. 0, or -errno with a one-line reason. */
+int tcp_check_spec(const char *spec, char *err, size_t errlen);
+
+/* "address:port" (or "[v6address]:port") that socket fd is bound to; if
+ * the socket cannot say (getsockname fails), host and port as asked. */
+void tcp_describe_bound(int fd, const char *host, unsigned port, char *where, size_t wherelen);

@@ -1,10 +1,16 @@
 /* khyve(8): run a virtual machine, as bhyve(8) does. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "backend/chardev.h"
+#include "backend/listen.h"
 #include "debug/gdb_stub.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -57,10 +63,16 @@ static const struct option long_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static int usage_error(const char *fmt, const char *arg)
+/* Bad input: one line, exit status 4. The only place that words errors
+ * in terms of flags: library code names what is wrong, and the callers
+ * here say which flag gave it. */
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
-	char msg[512];
-	snprintf(msg, sizeof(msg), fmt, arg);
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	log_error("%s (see khyve --help)", msg);
 	return EXIT_USAGE;
 }
@@ -94,9 +106,49 @@ static struct machine_slots *pci_slots;
 static int parse_slot(const char *arg)
 {
 	char err[512];
-	if (machine_slots_add(&pci_slots, arg, err, sizeof(err))) {
-		log_error("-s %s: %s (see khyve --help)", arg, err);
+	if (machine_slots_add(&pci_slots, arg, err, sizeof(err)))
+		return usage_error("-s %s: %s", arg, err);
+	return 0;
+}
+
+/* A file the loader will read: there, readable, not a directory. */
+static int check_input_file(const char *flag, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return usage_error("%s %s: %s", flag, path, strerror(errno));
+	struct stat st;
+	bool dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+	close(fd);
+	if (dir)
+		return usage_error("%s %s: %s", flag, path, strerror(EISDIR));
+	return 0;
+}
+
+static int check_args(const struct machine_config *cfg, unsigned nmodules)
+{
+	char err[512];
+	if (vm_check_mem_size(cfg->vm.mem_size, err, sizeof(err)))
+		return usage_error("-m: %s", err);
+	for (int i = 0; i < MACHINE_COM_PORTS; i++)
+		if (cfg->com_backend[i] && chardev_check_spec(cfg->com_backend[i], err, sizeof(err)))
+			return usage_error("-l %s: %s", machine_com_ports[i].name, err);
+	if (gdb_spec) {
+		const char *addr = gdb_flag == 'G' && gdb_spec[0] == 'w' ? gdb_spec + 1 : gdb_spec;
+		if (tcp_check_spec(addr, err, sizeof(err)))
+			return usage_error("-%c %s: %s", gdb_flag, gdb_spec, err);
+	}
+	if (check_input_file("--kernel", cfg->boot.kernel_path))
 		return EXIT_USAGE;
+	for (unsigned i = 0; i < nmodules; i++)
+		if (check_input_file("--initrd", modules[i].path))
+			return EXIT_USAGE;
+	if (cfg->dump_acpi_dir) {
+		struct stat st;
+		if (stat(cfg->dump_acpi_dir, &st) < 0)
+			return usage_error("--dump-acpi %s: %s", cfg->dump_acpi_dir, strerror(errno));
+		if (!S_ISDIR(st.st_mode))
+			return usage_error("--dump-acpi %s: %s", cfg->dump_acpi_dir, strerror(ENOTDIR));
 	}
 	return 0;
 }
@@ -153,7 +205,7 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			if (topology_parse(optarg, &cfg.vm.topo, err, sizeof(err)))
-				return usage_error("%s", err);
+				return usage_error("-c: %s", err);
 			break;
 		case 'm': {
 			int r = parse_mem_size(optarg, &cfg.vm.mem_size);
@@ -189,7 +241,11 @@ int main(int argc, char **argv)
 				return usage_error("--initrd: at most 16 modules, not more ('%s')", optarg);
 			/* "path args": the module's own command line (Multiboot). */
 			char *copy = strdup(optarg);
-			char *space = copy ? strchr(copy, ' ') : NULL;
+			if (!copy) {
+				log_error("out of memory");
+				return VM_EXIT_ERROR;
+			}
+			char *space = strchr(copy, ' ');
 			if (space)
 				*space++ = '\0';
 			modules[nmodules++] = (struct boot_module){ copy, space };
@@ -261,6 +317,10 @@ int main(int argc, char **argv)
 	cfg.boot.modules = modules;
 	cfg.boot.nr_modules = nmodules;
 	cfg.pci = pci_slots;
+	/* Everything the user gave is checked before /dev/kvm is opened: bad
+	 * input gets its own error, on a host without KVM too. */
+	if (check_args(&cfg, nmodules))
+		return EXIT_USAGE;
 
 	struct machine *m;
 	if (machine_build(&cfg, &m, err, sizeof(err))) {

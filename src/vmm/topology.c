@@ -59,13 +59,15 @@ int topology_parse(const char *spec, struct cpu_topology *out, char *err, size_t
 		else if (!strcmp(key, "threads"))
 			slot = &threads;
 		else {
-			snprintf(err, errlen, "-c: unknown key '%s' (expected cpus, sockets, cores, threads)", key);
+			snprintf(err, errlen, "unknown key '%s' (expected cpus, sockets, cores, threads)", key);
 			rc = -EINVAL;
 			goto out;
 		}
 		uint64_t v;
-		if (parse_uint(val, 1024, &v) || v == 0) {
-			snprintf(err, errlen, "-c: %s must be a number from 1 to %d, not '%s'", key,
+		/* Each count, like the vCPU count, stays within what xAPIC IDs,
+		 * the MP table and the MADT's xAPIC entries can name. */
+		if (parse_uint(val, TOPOLOGY_MAX_CPUS, &v) || v == 0) {
+			snprintf(err, errlen, "%s must be a number from 1 to %d, not '%s'", key,
 				 TOPOLOGY_MAX_CPUS, val);
 			rc = -EINVAL;
 			goto out;
@@ -83,13 +85,13 @@ int topology_parse(const char *spec, struct cpu_topology *out, char *err, size_t
 	if (!cpus)
 		cpus = capacity;
 	if (cpus > capacity) {
-		snprintf(err, errlen, "-c: %llu vCPUs do not fit in %llu socket(s) x %llu core(s) x %llu thread(s)",
+		snprintf(err, errlen, "%llu vCPUs do not fit in %llu socket(s) x %llu core(s) x %llu thread(s)",
 			 cpus, sockets, cores, threads);
 		rc = -EINVAL;
 		goto out;
 	}
 	if (cpus > TOPOLOGY_MAX_CPUS) {
-		snprintf(err, errlen, "-c: %llu vCPUs is more than the %d supported", cpus,
+		snprintf(err, errlen, "%llu vCPUs is more than the %d supported", cpus,
 			 TOPOLOGY_MAX_CPUS);
 		rc = -EINVAL;
 		goto out;
@@ -98,12 +100,12 @@ int topology_parse(const char *spec, struct cpu_topology *out, char *err, size_t
 				      (unsigned)threads };
 	/* The highest APIC ID must stay below the broadcast ID. */
 	if (topology_apic_id(out, out->cpus - 1) >= 255) {
-		snprintf(err, errlen, "-c: this topology needs APIC IDs above 254");
+		snprintf(err, errlen, "this topology needs APIC IDs above 254");
 		rc = -EINVAL;
 	}
 	goto out;
 bad:
-	snprintf(err, errlen, "-c: expected [[cpus=]n][,sockets=n][,cores=n][,threads=n], not '%s'",
+	snprintf(err, errlen, "expected [[cpus=]n][,sockets=n][,cores=n][,threads=n], not '%s'",
 		 spec ? spec : "");
 	rc = -EINVAL;
 out:

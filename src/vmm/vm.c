@@ -1,5 +1,6 @@
 #include "vmm/vm.h"
 
+#include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -98,17 +99,17 @@ static unsigned guest_phys_bits(const struct kvm_cpuid2 *cpuid)
 static int check_mem_size(uint64_t size, unsigned phys_bits, char *err, size_t errlen)
 {
 	if (size < GUEST_MEM_MIN) {
-		snprintf(err, errlen, "-m: %llu bytes is too little memory (at least %llu MiB)",
+		snprintf(err, errlen, "%llu bytes is too little memory (at least %llu MiB)",
 			 (unsigned long long)size, GUEST_MEM_MIN >> 20);
 		return -EINVAL;
 	}
 	if (size & 0xfff) {
-		snprintf(err, errlen, "-m: the size must be a multiple of 4 KiB");
+		snprintf(err, errlen, "the memory size must be a multiple of 4 KiB");
 		return -EINVAL;
 	}
 	uint64_t high = size > GUEST_LOWMEM_LIMIT ? size - GUEST_LOWMEM_LIMIT : 0;
 	if (phys_bits < 64 && GUEST_HIGHMEM_BASE + high > (1ULL << phys_bits)) {
-		snprintf(err, errlen, "-m: %llu MiB does not fit in the guest's %u-bit physical address space",
+		snprintf(err, errlen, "%llu MiB of memory does not fit in the guest's %u-bit physical address space",
 			 (unsigned long long)(size >> 20), phys_bits);
 		return -EINVAL;
 	}
@@ -118,12 +119,28 @@ static int check_mem_size(uint64_t size, unsigned phys_bits, char *err, size_t e
 	if (sysinfo(&si) == 0) {
 		uint64_t host = ((uint64_t)si.totalram + si.totalswap) * si.mem_unit;
 		if (size > host) {
-			snprintf(err, errlen, "-m: %llu MiB is more than the host's memory (%llu MiB)",
+			snprintf(err, errlen, "%llu MiB of memory is more than the host's (%llu MiB)",
 				 (unsigned long long)(size >> 20), (unsigned long long)(host >> 20));
 			return -ENOMEM;
 		}
 	}
 	return 0;
+}
+
+/* The host CPU's physical address width, as KVM reports it for guests
+ * when it uses the host's (it may report less: vm_create checks again). */
+static unsigned host_phys_bits(void)
+{
+	unsigned a, b, c, d;
+	if (__get_cpuid(0x80000000, &a, &b, &c, &d) && a >= 0x80000008 &&
+	    __get_cpuid(0x80000008, &a, &b, &c, &d))
+		return a & 0xff;
+	return 36;
+}
+
+int vm_check_mem_size(uint64_t size, char *err, size_t errlen)
+{
+	return check_mem_size(size, host_phys_bits(), err, errlen);
 }
 
 static int vm_ioctl_err(int r, const char *what, char *err, size_t errlen)
@@ -170,7 +187,7 @@ int vm_create(const struct vm_options *opt, struct vm **out, char *err, size_t e
 	int max_id = kvm_capability(vm->kvm_fd, KVM_CAP_MAX_VCPU_ID);
 	if ((int)opt->topo.cpus > vm->kvm_max_vcpus ||
 	    (max_id && (int)topology_apic_id(&opt->topo, opt->topo.cpus - 1) >= max_id)) {
-		snprintf(err, errlen, "-c: %u vCPUs is more than this host's KVM allows (%d)",
+		snprintf(err, errlen, "%u vCPUs is more than this host's KVM allows (%d)",
 			 opt->topo.cpus, vm->kvm_max_vcpus);
 		r = -EINVAL;
 		goto fail;

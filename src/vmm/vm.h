@@ -16,6 +16,11 @@ struct vm_options {
 	struct cpu_topology topo;
 };
 
+/* Whether a guest of size bytes of RAM can be had on this host (size,
+ * alignment, the CPU's physical address width, the host's RAM and swap),
+ * without opening /dev/kvm. 0, or -errno with a one-line reason. */
+int vm_check_mem_size(uint64_t size, char *err, size_t errlen);
+
 /* Returns 0, or -errno with a one-line reason in err; nothing is left
  * behind on failure. */
 int vm_create(const struct vm_options *opt, struct vm **out, char *err, size_t errlen);

@@ -1,11 +1,12 @@
 """Bad input from the user: one clear error line, exit status 4, nothing
 left behind."""
 import os
+import subprocess
 import tempfile
 
 import pytest
 
-from conftest import khyve, guest
+from conftest import SANITIZED, khyve, guest
 
 
 def assert_one_error(r, *needles):
@@ -99,3 +100,78 @@ def test_no_files_left_behind(tmp_path):
     khyve("-m", "abc", "vm0")
     after = set(os.listdir(tempfile.gettempdir()))
     assert not {n for n in after - before if "khyve" in n}
+
+
+# Issue 9, defect 11: every argument is checked before /dev/kvm is opened,
+# so bad input gets its own error even on a host without KVM (here: a KVM
+# device that does not exist). Before, these reported the missing KVM.
+@pytest.mark.parametrize("args,needle", [
+    (["-m", "1M"], "-m: "),
+    (["-m", "4097K"], "-m: "),
+    (["-m", "100T"], "-m: "),
+    (["-l", "com1,nosuch"], "-l com1: unknown serial backend 'nosuch'"),
+    (["-l", "com2,tcp=bad"], "-l com2: tcp='bad' is not [address:]port"),
+    (["-l", "com1,log="], "log=: missing the file name"),
+    (["-l", "com1,fd=x"], "fd=R,W"),
+    (["-G", "w99999"], "-G w99999: "),
+    (["--dump-acpi", "/nonexistent/dir"], "--dump-acpi /nonexistent/dir"),
+    (["--initrd", "/nonexistent/initrd"], "--initrd /nonexistent/initrd"),
+])
+def test_bad_input_before_kvm(args, needle):
+    env = dict(os.environ, KHYVE_KVM_DEVICE="/nonexistent/kvm")
+    r = khyve(*args, "--kernel", guest("hello"), "vm0", env=env)
+    assert_one_error(r, needle)
+    assert "/nonexistent/kvm" not in r.err, r
+
+
+def test_missing_kernel_before_kvm():
+    env = dict(os.environ, KHYVE_KVM_DEVICE="/nonexistent/kvm")
+    assert_one_error(khyve("--kernel", "/nonexistent/vmlinuz", "vm0", env=env),
+                     "--kernel /nonexistent/vmlinuz")
+
+
+def test_topology_counts_match_the_message():
+    # Issue 9: sockets, cores and threads took 255-1024 while the message said 1-254.
+    assert_one_error(khyve("-c", "cpus=2,sockets=1,cores=300", "--kernel", guest("hello"), "vm0"),
+                     "-c: cores must be a number from 1 to 254, not '300'")
+
+
+def test_slot_numbers_are_decimal():
+    # Issue 9: bhyve reads slots in decimal; "010" was read as octal (slot 8).
+    r = khyve("-s", "010,virtio-rnd", "-s", "10,virtio-rnd", "--kernel", "/nonexistent", "vm0")
+    assert_one_error(r, "-s 10,virtio-rnd: slot 10:0 is already taken by virtio-rnd")
+    r = khyve("-s", "08,virtio-rnd", "-s", "8:0,virtio-rnd", "--kernel", "/nonexistent", "vm0")
+    assert_one_error(r, "slot 8:0 is already taken")
+    assert_one_error(khyve("-s", "0x3,virtio-rnd", "--kernel", "/nonexistent", "vm0"),
+                     "'0x3' is not slot[:function]")
+
+
+SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <string.h>
+/* strdup fails for one argument, as it would when memory runs out. */
+char *strdup(const char *s)
+{
+    static char *(*real)(const char *);
+    if (strstr(s, "FAIL-STRDUP"))
+        return NULL;
+    if (!real)
+        real = (char *(*)(const char *))dlsym(RTLD_NEXT, "strdup");
+    return real(s);
+}
+"""
+
+
+def test_out_of_memory_copying_an_initrd_name(tmp_path):
+    # Issue 9: the strdup of an --initrd argument was unchecked (a NULL path
+    # went on to the loader). The shim cannot go first under ASan.
+    if SANITIZED:
+        pytest.skip("LD_PRELOAD shims and ASan do not mix")
+    src = tmp_path / "shim.c"
+    src.write_text(SHIM)
+    lib = tmp_path / "shim.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src), "-ldl"], check=True)
+    env = dict(os.environ, LD_PRELOAD=str(lib))
+    r = khyve("--kernel", guest("hello"), "--initrd", "/tmp/FAIL-STRDUP", "vm0", env=env)
+    assert_one_error(r, "out of memory")

@@ -35,5 +35,22 @@ int main(void)
 	CHECK(strstr(err, "bogus") != NULL);
 	CHECK(topology_parse("300", &t, err, sizeof(err)) < 0);
 	CHECK(topology_parse("2,2", &t, err, sizeof(err)) < 0);
+
+	/* Issue 9: every count is 1-254, as the message says (255-1024 were
+	 * accepted for sockets, cores and threads). 254 is the most xAPIC
+	 * IDs, the MP table and the MADT's xAPIC entries can name. */
+	CHECK(topology_parse("cpus=2,sockets=1,cores=300", &t, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "cores must be a number from 1 to 254, not '300'") != NULL);
+	CHECK(topology_parse("cpus=1,threads=255", &t, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "from 1 to 254") != NULL);
+	CHECK(topology_parse("cpus=1,sockets=1024", &t, err, sizeof(err)) < 0);
+	CHECK(topology_parse("1024", &t, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "from 1 to 254") != NULL);
+	CHECK_EQ(topology_parse("cpus=2,sockets=1,cores=254", &t, err, sizeof(err)), 0);
+	CHECK_EQ(topology_parse("254", &t, err, sizeof(err)), 0);
+	CHECK_EQ(topology_apic_id(&t, 253), 253);
+	/* Library messages do not speak of command-line flags. */
+	CHECK(topology_parse("x=1", &t, err, sizeof(err)) < 0);
+	CHECK(strncmp(err, "-c", 2) != 0);
 	return UNIT_RESULT();
 }
