@@ -175,3 +175,22 @@ def test_out_of_memory_copying_an_initrd_name(tmp_path):
     env = dict(os.environ, LD_PRELOAD=str(lib))
     r = khyve("--kernel", guest("hello"), "--initrd", "/tmp/FAIL-STRDUP", "vm0", env=env)
     assert_one_error(r, "out of memory")
+
+
+def test_fd_backend_leaves_inherited_flags_alone():
+    # Issue 9: "-l com1,fd=R,W" set O_NONBLOCK on R, which this process
+    # shares with khyve (one open file description): our own reads would
+    # then fail with EAGAIN, long after khyve is gone.
+    import fcntl
+    from conftest import KHYVE, TIMEOUT
+    r, w = os.pipe()
+    try:
+        proc = subprocess.run([KHYVE, "-m", "64M", "-l", f"com1,fd={r},{w}", "--debug-exit",
+                               "--kernel", guest("hello"), "vm0"], pass_fds=(r, w),
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT)
+        assert proc.returncode == 1, proc  # the guest passed (debug-exit 0)
+        assert fcntl.fcntl(r, fcntl.F_GETFL) & os.O_NONBLOCK == 0
+        assert b"PASS" in os.read(r, 65536)  # the guest's output came through W
+    finally:
+        os.close(r)
+        os.close(w)
