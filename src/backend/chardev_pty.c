@@ -1,4 +1,4 @@
-/* The pty backend: "-l com2,/tmp/vm0.com2" makes a new pseudo-terminal
+/* The pty backend: "/tmp/vm0.com2" (or "pty=PATH") makes a new pseudo-terminal
  * and a symlink to its slave (/dev/pts/N) at the given path, which a
  * terminal program or gdb (kgdb) opens, as nmdm(4) serves bhyve.
  *

@@ -1,4 +1,4 @@
-/* The tcp backend: "-l com2,tcp=127.0.0.1:4444" listens there; one client
+/* The tcp backend: "tcp=127.0.0.1:4444" listens there; one client
  * at a time is the other end of the serial line (a terminal through
  * `nc`, `socat`, or gdb's `target remote host:port` for kgdb). While no
  * client is connected, the guest's output is dropped. A second client is

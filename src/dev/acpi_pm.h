@@ -51,7 +51,7 @@ bool acpi_pm_guest_enabled_button(struct acpi_pm *pm);
  * sleeping guest that set RTC_EN (and raises the SCI if it is awake and
  * set RTC_EN). Thread-safe. */
 void acpi_pm_rtc_alarm(struct acpi_pm *pm);
-/* Wake a sleeping guest from outside (khyvectl --wakeup); as QEMU's
+/* Wake a sleeping guest from outside (a wakeup request from the host); as QEMU's
  * system_wakeup, the guest sees a power button wake (PWRBTN_STS).
  * -EALREADY when the guest is not asleep. Thread-safe. */
 int acpi_pm_wakeup(struct acpi_pm *pm);

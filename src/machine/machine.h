@@ -40,7 +40,7 @@ void machine_detach(struct machine *m);
 const char *machine_exit_reason(const struct machine *m);
 /* Wake a guest suspended to RAM (ACPI S3), as QEMU's system_wakeup does:
  * the guest sees a power button wake. 0, or -EALREADY when it is not
- * suspended. Any thread (khyvectl --wakeup, through the control socket). */
+ * suspended. Any thread (a wakeup request through the control socket). */
 int machine_wakeup(struct machine *m);
 /* Whether the guest is suspended to RAM now. */
 bool machine_suspended(struct machine *m);

@@ -1,4 +1,4 @@
-/* The CPUID a vCPU sees: what KVM supports, with the topology from -c
+/* The CPUID a vCPU sees: what KVM supports, with the chosen topology
  * (APIC IDs, leaf 1, 4, 0xB/0x1F, AMD's 0x80000008/0x8000001E) and the
  * hypervisor bit; KVM's paravirtual leaves (0x40000000...) pass through. */
 #pragma once

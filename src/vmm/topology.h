@@ -1,4 +1,4 @@
-/* The vCPU count and topology from bhyve's -c syntax, and the APIC IDs
+/* The vCPU count and topology from bhyve's topology spec, and the APIC IDs
  * that follow from it. */
 #pragma once
 #include <stddef.h>

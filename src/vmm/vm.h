@@ -97,7 +97,8 @@ struct kvm_debug_exit_arch;
 typedef bool (*vm_debug_exit_fn)(void *opaque, unsigned index, int vcpu_fd,
 				 const struct kvm_debug_exit_arch *arch);
 void vm_set_debug_handler(struct vm *vm, vm_debug_exit_fn fn, void *opaque);
-/* Every vCPU parks before its first instruction (-G w); before vm_run. */
+/* Every vCPU parks before its first instruction (a debugger that asked to
+ * attach first); before vm_run. */
 void vm_hold_vcpus(struct vm *vm);
 /* Ask every vCPU to park and wait until all have (or their threads have
  * ended). Not from a vCPU thread. 0, or -ETIMEDOUT. */
