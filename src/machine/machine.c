@@ -8,8 +8,6 @@
 
 #include "backend/chardev.h"
 #include "boot/tables.h"
-#include "machine/memmap.h"
-#include "machine/slots.h"
 #include "dev/acpi_pm.h"
 #include "dev/debug_exit.h"
 #include "dev/fw_cfg.h"
@@ -17,8 +15,9 @@
 #include "dev/reset_cf9.h"
 #include "dev/rtc.h"
 #include "dev/uart16550.h"
+#include "machine/memmap.h"
+#include "machine/slots.h"
 #include "util/log.h"
-#include "vmm/irq_routing.h"
 
 struct machine {
 	struct vm *vm;

@@ -220,8 +220,3 @@ void irq_routing_detach(struct vm *vm)
 	free(ir);
 	vm->irq_routing = NULL;
 }
-
-int vm_reserve_mmio(struct vm *vm, uint64_t base, uint64_t size)
-{
-	return guest_mem_reserve(&vm->mem, base, size);
-}

@@ -13,6 +13,3 @@ struct vm;
  * -errno; nothing is allocated until a device adds a route. */
 int irq_routing_attach(struct vm *vm);
 void irq_routing_detach(struct vm *vm);
-
-/* Mark [base, base+size) reserved in the guest's e820 map (PCI ECAM). */
-int vm_reserve_mmio(struct vm *vm, uint64_t base, uint64_t size);

@@ -76,6 +76,11 @@ void vm_request_exit(struct vm *vm, int status, const char *reason)
 }
 
 const char *vm_exit_reason(const struct vm *vm) { return vm->exit_reason; }
+
+int vm_reserve_mmio(struct vm *vm, uint64_t base, uint64_t size)
+{
+	return guest_mem_reserve(&vm->mem, base, size);
+}
 struct platform *vm_platform(struct vm *vm) { return &vm->platform; }
 const struct guest_mem *vm_mem(struct vm *vm) { return &vm->mem; }
 struct evloop *vm_loop(struct vm *vm) { return vm->loop; }

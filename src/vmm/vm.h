@@ -32,6 +32,10 @@ struct evloop *vm_loop(struct vm *vm);
 unsigned vm_vcpu_count(const struct vm *vm);
 uint32_t vm_apic_id(const struct vm *vm, unsigned index);
 
+/* Mark [base, base+size) reserved in the guest's e820 map (the board's
+ * PCI ECAM), before anything copies the map. */
+int vm_reserve_mmio(struct vm *vm, uint64_t base, uint64_t size);
+
 /* Where the boot vCPU starts. */
 int vm_set_boot_entry(struct vm *vm, const struct boot_entry *entry, char *err, size_t errlen);
 
