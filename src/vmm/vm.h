@@ -4,11 +4,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "boot/boot.h"
 #include "dev/platform.h"
 #include "vmm/topology.h"
 
 struct vm;
+/* The register state a loader (boot/boot.h) chose for the boot vCPU. */
+struct boot_entry;
 
 struct vm_options {
 	const char *name;

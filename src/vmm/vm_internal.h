@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "boot/boot.h"
 #include "vmm/vm.h"
 
 struct vcpu {
