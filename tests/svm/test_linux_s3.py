@@ -6,9 +6,11 @@ vCPUs. Run them in one test-host boot:
 scripts/svm-host -- /usr/bin/python3 -m pytest tests/svm (scripts/test does)."""
 import base64
 import os
+import queue
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -91,16 +93,29 @@ def test_linux_s3_sigterm_wakes_it_and_a_second_sigterm_shuts_it_down():
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          errors="replace")
     out = ""
+    # Lines arrive through a queue so that a khyve that goes quiet cannot
+    # block the test past its deadline.
+    lines = queue.Queue()
+
+    def read_lines():
+        for line in iter(p.stdout.readline, ""):
+            lines.put(line)
+        lines.put(None)  # end of output
+
+    reader = threading.Thread(target=read_lines, daemon=True)
+    reader.start()
 
     def until(what):
         nonlocal out
         deadline = time.monotonic() + 200
         while what not in out:
-            line = p.stdout.readline()
-            if not line or time.monotonic() > deadline:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+            if line is None:
                 p.kill()
-                rest = p.communicate()[0]
-                raise AssertionError(f"no {what!r}; " + describe(out + rest, status=p.poll()))
+                raise AssertionError(f"no {what!r}; " + describe(out, status=p.poll()))
             out += line
 
     try:
@@ -111,8 +126,10 @@ def test_linux_s3_sigterm_wakes_it_and_a_second_sigterm_shuts_it_down():
         assert "guest woken from S3 by the power button" in out, describe(out)
         assert "KHYVE-KIT: power button" not in out, describe(out)
         p.send_signal(signal.SIGTERM)
-        rest = p.communicate(timeout=120)[0]
-        out += rest
+        p.wait(timeout=120)
+        reader.join(timeout=10)
+        while not lines.empty():
+            out += lines.get() or ""
         assert "KHYVE-KIT: power button" in out, describe(out, status=p.returncode)
         assert p.returncode == 1, describe(out, status=p.returncode)
     finally:
