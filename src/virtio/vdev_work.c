@@ -30,14 +30,14 @@ unsigned vdev_take(struct virtio_dev *v, unsigned q, struct vq_chain *c, unsigne
 }
 
 bool vdev_give_locked(struct virtio_dev *v, unsigned q, uint32_t gen, const struct vdev_used *u,
-		      unsigned n)
+		      unsigned n, bool notify)
 {
 	bool pushed = false;
 	struct virtqueue *vq = gen == v->reset_gen ? virtio_queue(v, q) : NULL;
 	if (vq) {
 		for (unsigned i = 0; i < n; i++)
 			vq_push(vq, u[i].head, u[i].len);
-		if (n)
+		if (n && notify)
 			virtio_queue_notify_guest(v, q);
 		pushed = n > 0;
 	}
@@ -52,7 +52,7 @@ bool vdev_give(struct virtio_dev *v, unsigned q, uint32_t gen, const struct vdev
 	       unsigned n)
 {
 	pthread_mutex_lock(&v->lock);
-	bool r = vdev_give_locked(v, q, gen, u, n);
+	bool r = vdev_give_locked(v, q, gen, u, n, true);
 	pthread_mutex_unlock(&v->lock);
 	return r;
 }

@@ -49,10 +49,10 @@ unsigned vdev_take(struct virtio_dev *v, unsigned q, struct vq_chain *c, unsigne
  * Returns true when they were pushed. Takes vdev->lock itself. */
 bool vdev_give(struct virtio_dev *v, unsigned q, uint32_t gen, const struct vdev_used *u,
 	       unsigned n);
-/* The same with vdev->lock already held (device code that works under
- * the lock, e.g. a short copy). */
+/* The same with vdev->lock already held; notify false leaves the
+ * interrupt to the caller (one virtio_queue_notify_guest per batch). */
 bool vdev_give_locked(struct virtio_dev *v, unsigned q, uint32_t gen, const struct vdev_used *u,
-		      unsigned n);
+		      unsigned n, bool notify);
 unsigned vdev_take_locked(struct virtio_dev *v, unsigned q, struct vq_chain *c, unsigned n,
 			  uint32_t *gen);
 

@@ -156,15 +156,6 @@ static void set_status(struct virtio_dev *v, uint8_t s)
 		reset_device(v);
 		return;
 	}
-	/* DRIVER_OK without FEATURES_OK: features never validated (3.1.1).
-	 * The device does not start; it needs a reset. */
-	if ((s & VIRTIO_STATUS_DRIVER_OK) && !(s & VIRTIO_STATUS_FEATURES_OK) &&
-	    !(v->status & VIRTIO_STATUS_DRIVER_OK)) {
-		log_guest("%s: DRIVER_OK without FEATURES_OK", v->name);
-		v->status = (uint8_t)(s | VIRTIO_STATUS_NEEDS_RESET);
-		raise_irq(v, v->msix_config, 2);
-		return;
-	}
 	if ((s & VIRTIO_STATUS_FEATURES_OK) && !(v->status & VIRTIO_STATUS_FEATURES_OK)) {
 		if ((v->guest_features & ~v->host_features) ||
 		    !(v->guest_features & (1ULL << VIRTIO_F_VERSION_1))) {
@@ -173,6 +164,15 @@ static void set_status(struct virtio_dev *v, uint8_t s)
 				  (unsigned long long)v->host_features);
 			s &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
 		}
+	}
+	/* DRIVER_OK without FEATURES_OK: features never validated (3.1.1).
+	 * The device does not start; it needs a reset. */
+	if ((s & VIRTIO_STATUS_DRIVER_OK) && !(s & VIRTIO_STATUS_FEATURES_OK) &&
+	    !(v->status & VIRTIO_STATUS_DRIVER_OK)) {
+		log_guest("%s: DRIVER_OK without FEATURES_OK", v->name);
+		v->status = (uint8_t)(s | VIRTIO_STATUS_NEEDS_RESET);
+		raise_irq(v, v->msix_config, 2);
+		return;
 	}
 	/* NEEDS_RESET is the device's to set; the driver cannot clear it. */
 	s = (uint8_t)((s & ~VIRTIO_STATUS_NEEDS_RESET) | (v->status & VIRTIO_STATUS_NEEDS_RESET));

@@ -32,7 +32,7 @@ static void setup(struct fake_platform *f, struct vdrv *d)
 
 static void teardown(struct fake_platform *f, struct vdrv *d)
 {
-	pci_bus_destroy(d->bus);
+	vdrv_destroy(d);
 	fake_platform_fini(f);
 	unlink(sock_path);
 }

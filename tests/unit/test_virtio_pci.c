@@ -28,7 +28,7 @@ static void setup(struct fake_platform *f, struct vdrv *d)
 
 static void teardown(struct fake_platform *f, struct vdrv *d)
 {
-	pci_bus_destroy(d->bus);
+	vdrv_destroy(d);
 	fake_platform_fini(f);
 }
 
@@ -80,6 +80,17 @@ static void test_driver_ok_without_features_ok(void)
 	vdrv_kick(&d, 0);
 	fake_loop_poll(&f);
 	CHECK_EQ(vdrv_used_idx(&d, 0), 0);
+	/* Features refused at FEATURES_OK, then DRIVER_OK with the
+	 * FEATURES_OK bit written again: still not started. */
+	vdrv_set_status(&d, 0);
+	vdrv_set_status(&d, 1 | 2);
+	vdrv_features(&d, 1u << 20); /* not offered */
+	vdrv_set_status(&d, 1 | 2 | 8);
+	CHECK_EQ(vdrv_status(&d), 1 | 2);
+	vdrv_queue(&d, 0, 16);
+	vdrv_set_status(&d, 1 | 2 | 8 | 4);
+	CHECK(vdrv_status(&d) & VIRTIO_STATUS_NEEDS_RESET);
+	CHECK(!vdev_of(&d)->started);
 	/* A reset and a proper start work. */
 	CHECK_EQ(vdrv_init(&d, 0, 1, 16), 0x0f);
 	vdrv_add(&d, 0, &(struct vdrv_seg){ buf, 16, true }, 1);

@@ -29,6 +29,8 @@ struct vdrv {
 	uint64_t bar4;
 	unsigned gsi;
 	uint64_t brk; /* guest RAM handed out so far */
+	const struct pci_emul *emul;
+	void *settings;
 	struct vdrv_q q[VDRV_MAX_Q];
 };
 
@@ -71,8 +73,18 @@ static inline int vdrv_create(struct vdrv *d, struct fake_platform *f, const str
 			return r;
 		}
 	}
-	/* settings stay alive: devices may point into them */
+	/* settings stay alive until vdrv_destroy: devices point into them */
+	d->emul = emul;
+	d->settings = settings;
 	return 0;
+}
+
+/* The bus with its devices, then the settings. */
+static inline void vdrv_destroy(struct vdrv *d)
+{
+	pci_bus_destroy(d->bus);
+	if (d->emul && d->emul->free_settings)
+		d->emul->free_settings(d->settings);
 }
 
 static inline int vdrv_finish(struct vdrv *d)
