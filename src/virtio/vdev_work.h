@@ -9,9 +9,12 @@
  *    its buffers belong to the driver again). Every chain taken is given
  *    back exactly once, pushed or dropped.
  * 2. A budget. One callback takes at most VDEV_BUDGET chains from a
- *    queue; with more waiting it calls vdev_rekick(), which signals the
- *    queue's own kick eventfd, so the thread reading it (the event loop,
- *    or the device's thread) serves its other sources before coming back.
+ *    queue (or one batch of the device's own size, as virtio-net's
+ *    NET_BATCH); with more waiting it calls vdev_rekick(), which signals
+ *    the queue's own kick eventfd, so the thread reading it (the event
+ *    loop, or the device's thread) serves its other sources before coming
+ *    back. Work done under vdev->lock (a short copy into a held buffer) is
+ *    bounded by its own fixed limit.
  * 3. A mandatory reset. A driver's reset marks the device stopped (no
  *    queue is live, the generation moves on), then waits until every chain
  *    taken has been given back, then calls ops->reset and clears the
@@ -20,6 +23,10 @@
  * 4. start() can be retried: it is called at each DRIVER_OK after a
  *    reset or a failure, so it makes its threads and buffers once, keeps
  *    them until destroy, and leaves nothing half made it would make again.
+ *
+ * Chains popped, written and pushed within one hold of vdev->lock (a
+ * receive buffer filled by a short copy, virtio-console's held buffer
+ * checked against reset_gen) need no vdev_take: no reset can fall between.
  *
  * The guest-RAM pointers in a chain's iovecs stay valid from vdev_take()
  * to vdev_give() (guest_mem.h says why and for how long). */
