@@ -44,7 +44,24 @@ bool guest_mem_is_ram(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 
 /* A host pointer valid for exactly [gpa, gpa+len), or NULL if any of it is
  * not RAM (or len is 0 or the range wraps). The guest may change the bytes
- * at any moment: copy before validating what you read. */
+ * at any moment: copy before validating what you read.
+ *
+ * How long a pointer may be kept. Guest RAM is mapped once, at
+ * guest_mem_create, and is never moved or remapped until
+ * guest_mem_destroy, which comes after every device is gone: so the
+ * pointer stays a valid HOST address for the VM's whole life. Whether the
+ * GUEST still means those bytes for the device is another matter: a
+ * device keeps a pointer only while it owns the buffer the guest gave it,
+ * from taking a chain to giving it back, and never across a device reset
+ * (after a reset the guest may reuse the memory). Relied on by:
+ * virtqueue.c (the ring areas, found at vq_init and kept until vq_reset),
+ * vdev_work.h (chains taken, given back only in the same reset
+ * generation, a reset waiting for those in flight), blk.c (io_uring reads
+ * and writes straight into the chain's buffers), net.c (writev from and
+ * copies into the chains), console.c (a receive buffer held across
+ * calls, checked against the reset generation), rnd.c. A future change
+ * that remaps guest RAM (memory hot-plug, a balloon that unmaps) must
+ * first stop every device, as a reset does. */
 void *guest_mem_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 
 /* Copy to/from the guest. Return 0, or -EFAULT when the range is not RAM

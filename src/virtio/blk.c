@@ -8,8 +8,21 @@
  * chain into one read, write, fdatasync or fallocate, and completes it
  * when the ring says so. A request is reported done only when the host
  * kernel has its data (flush: fdatasync), so what the guest was told is on
- * disk survives khyve being killed. Requests in flight at a device reset
- * finish but are not reported (their buffers are still guest RAM). */
+ * disk survives khyve being killed.
+ *
+ * The runtime contract (vdev_work.h): chains are taken with vdev_take and
+ * given back with vdev_give, so a device reset waits until every request
+ * in flight has finished: no read started before the reset writes guest
+ * RAM after it. Each kick or completion takes at most VDEV_BUDGET chains.
+ * start() makes the thread, the ring and the requests once; a retry after
+ * a failure goes on from what is there.
+ *
+ * Sizes: the device advertises seg_max (BLK_SEG_MAX data segments) and
+ * size_max (BLK_SIZE_MAX per segment), and refuses a request longer than
+ * their product. With nocache (O_DIRECT) a request whose buffers are not
+ * aligned goes through a bounce buffer of BLK_BOUNCE_LEN bytes per request
+ * slot, piece by piece: host memory stays bounded whatever the guest asks
+ * (at most BLK_QUEUE_SIZE * BLK_BOUNCE_LEN, made on first use). */
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -23,13 +36,18 @@
 #include "backend/disk.h"
 #include "pci/slots.h"
 #include "util/log.h"
+#include "virtio/vdev_work.h"
 #include "virtio/virtio_pci.h"
 
 #define BLK_QUEUE_SIZE 256
 #define BLK_SEG_MAX 126 /* data segments per request */
 #define BLK_IOV_MAX (BLK_SEG_MAX + 2)
+#define BLK_SIZE_MAX (256u << 10) /* bytes per segment (size_max) */
+#define BLK_REQ_MAX ((uint64_t)BLK_SEG_MAX * BLK_SIZE_MAX)
+#define BLK_BOUNCE_LEN (64u << 10) /* O_DIRECT bounce piece */
 #define BLK_SERIAL_LEN 20
 
+#define VIRTIO_BLK_F_SIZE_MAX 1
 #define VIRTIO_BLK_F_SEG_MAX 2
 #define VIRTIO_BLK_F_RO 5
 #define VIRTIO_BLK_F_BLK_SIZE 6
@@ -78,8 +96,12 @@ struct blk_req {
 	int niov;
 	struct iovec chain[BLK_IOV_MAX]; /* the chain as popped */
 	struct iovec data[BLK_IOV_MAX];  /* its data part */
-	void *bounce;                    /* O_DIRECT with unaligned buffers */
-	size_t bounce_len;
+	/* O_DIRECT with unaligned buffers: data moves through bounce (made
+	 * once, BLK_BOUNCE_LEN) one piece at a time. */
+	void *bounce;
+	bool bouncing;
+	uint64_t done;  /* data bytes moved so far */
+	uint32_t piece; /* bytes of the piece in flight */
 };
 
 struct blk {
@@ -90,7 +112,9 @@ struct blk {
 	bool discard;
 	uint8_t cfg[BLK_CFG_SIZE];
 
-	/* The I/O thread and its ring, made at the first DRIVER_OK. */
+	/* The I/O thread and its ring, made at the first DRIVER_OK (each
+	 * once: start() may be called again after a failure or a reset). */
+	bool ring_ok;
 	bool running;
 	pthread_t thread;
 	struct io_uring ring;
@@ -107,28 +131,21 @@ struct blk {
 
 /* ---- completing requests ---- */
 
+/* Give the chain back (vdev_give: dropped after a reset) and free the
+ * request slot. */
 static void finish(struct blk_req *r, uint8_t status, bool *pushed)
 {
 	struct blk *b = r->b;
 	struct virtio_dev *v = b->v;
-	if (r->bounce) {
-		if (r->type == VIRTIO_BLK_T_IN && status == VIRTIO_BLK_S_OK) {
-			const uint8_t *src = r->bounce;
-			for (int i = 0; i < r->niov; i++) {
-				memcpy(r->data[i].iov_base, src, r->data[i].iov_len);
-				src += r->data[i].iov_len;
-			}
-		}
-		free(r->bounce);
-		r->bounce = NULL;
-	}
+	r->bouncing = false;
 	pthread_mutex_lock(&v->lock);
-	struct virtqueue *vq = virtio_queue(v, 0);
-	if (r->gen == v->reset_gen && vq) {
+	/* The status byte is guest RAM: written only while the chain is still
+	 * the driver's request, i.e. before any reset. */
+	if (r->gen == v->reset_gen)
 		*r->status = status;
-		vq_push(vq, r->head, status == VIRTIO_BLK_S_OK ? r->used_len : 1);
+	struct vdev_used u = { r->head, status == VIRTIO_BLK_S_OK ? r->used_len : 1 };
+	if (vdev_give_locked(v, 0, r->gen, &u, 1, false))
 		*pushed = true;
-	}
 	pthread_mutex_unlock(&v->lock);
 	r->next_free = b->free_reqs;
 	b->free_reqs = r;
@@ -136,6 +153,35 @@ static void finish(struct blk_req *r, uint8_t status, bool *pushed)
 	if (r->slow)
 		b->slow--;
 	r->slow = false;
+}
+
+/* Whether the driver reset the device since r was taken: then it is
+ * finished at once instead of going on. */
+static bool stale(const struct blk_req *r)
+{
+	return r->gen != __atomic_load_n(&r->b->v->reset_gen, __ATOMIC_ACQUIRE);
+}
+
+/* Copy between the request's data segments (from byte pos) and buf. */
+static void data_copy(struct blk_req *r, uint64_t pos, void *buf, size_t n, bool to_guest)
+{
+	uint8_t *p = buf;
+	for (int i = 0; i < r->niov && n; i++) {
+		size_t l = r->data[i].iov_len;
+		if (pos >= l) {
+			pos -= l;
+			continue;
+		}
+		size_t m = l - pos < n ? l - pos : n;
+		uint8_t *g = (uint8_t *)r->data[i].iov_base + pos;
+		if (to_guest)
+			memcpy(g, p, m);
+		else
+			memcpy(p, g, m);
+		p += m;
+		n -= m;
+		pos = 0;
+	}
 }
 
 static struct io_uring_sqe *get_sqe(struct blk *b)
@@ -175,17 +221,19 @@ static bool submit_rw(struct blk *b, struct blk_req *r, struct iovec *iov, int n
 	return true;
 }
 
-/* The part of the bounce buffer still to move. */
+/* The next piece through the bounce buffer. */
 static bool submit_bounce(struct blk *b, struct blk_req *r)
 {
 	struct io_uring_sqe *sqe = get_sqe(b);
 	if (!sqe)
 		return false;
-	uint8_t *p = (uint8_t *)r->bounce + (r->bounce_len - r->remaining);
-	if (r->type == VIRTIO_BLK_T_IN)
-		io_uring_prep_read(sqe, b->disk->fd, p, (unsigned)r->remaining, r->offset);
-	else
-		io_uring_prep_write(sqe, b->disk->fd, p, (unsigned)r->remaining, r->offset);
+	r->piece = r->remaining < BLK_BOUNCE_LEN ? (uint32_t)r->remaining : BLK_BOUNCE_LEN;
+	if (r->type == VIRTIO_BLK_T_IN) {
+		io_uring_prep_read(sqe, b->disk->fd, r->bounce, r->piece, r->offset);
+	} else {
+		data_copy(r, r->done, r->bounce, r->piece, false);
+		io_uring_prep_write(sqe, b->disk->fd, r->bounce, r->piece, r->offset);
+	}
 	io_uring_sqe_set_data(sqe, r);
 	return true;
 }
@@ -199,22 +247,34 @@ static void on_rw_done(struct blk *b, struct blk_req *r, int res, bool *pushed)
 		finish(r, VIRTIO_BLK_S_IOERR, pushed);
 		return;
 	}
+	if (r->bouncing) {
+		uint64_t n = (uint64_t)res < r->piece ? (uint64_t)res : r->piece;
+		if (n == 0 || stale(r)) {
+			finish(r, VIRTIO_BLK_S_IOERR, pushed);
+			return;
+		}
+		if (r->type == VIRTIO_BLK_T_IN)
+			data_copy(r, r->done, r->bounce, (size_t)n, true);
+		r->done += n;
+		r->offset += n;
+		r->remaining -= n;
+		if (!r->remaining)
+			finish(r, VIRTIO_BLK_S_OK, pushed);
+		else if (!submit_bounce(b, r))
+			finish(r, VIRTIO_BLK_S_IOERR, pushed);
+		return;
+	}
 	if ((uint64_t)res >= r->remaining) {
 		finish(r, VIRTIO_BLK_S_OK, pushed);
 		return;
 	}
-	if (res == 0) { /* end of a file that shrank under us */
+	if (res == 0 || stale(r)) { /* end of a file that shrank under us, or a reset */
 		finish(r, VIRTIO_BLK_S_IOERR, pushed);
 		return;
 	}
 	/* Short transfer: go on with the rest. */
 	r->remaining -= (uint64_t)res;
 	r->offset += (uint64_t)res;
-	if (r->bounce) {
-		if (!submit_bounce(b, r))
-			finish(r, VIRTIO_BLK_S_IOERR, pushed);
-		return;
-	}
 	/* The rest of data[], from a copy (finish() never needs data[] again
 	 * without a bounce buffer). */
 	struct iovec *iov = r->data;
@@ -306,6 +366,12 @@ static bool start_request(struct blk *b, struct blk_req *r, const struct vq_chai
 			finish(r, VIRTIO_BLK_S_IOERR, pushed);
 			return true;
 		}
+		if (len > BLK_REQ_MAX) {
+			log_guest("virtio-blk: %s of %zu bytes is over seg_max * size_max",
+				  in ? "read" : "write", len);
+			finish(r, VIRTIO_BLK_S_IOERR, pushed);
+			return true;
+		}
 		if (len % 512 || h.sector > (size >> 9) || len > size - (h.sector << 9)) {
 			log_guest("virtio-blk: %s of %zu bytes at sector %llu is outside the disk",
 				  in ? "read" : "write", len, (unsigned long long)h.sector);
@@ -320,20 +386,14 @@ static bool start_request(struct blk *b, struct blk_req *r, const struct vq_chai
 		r->remaining = len;
 		r->used_len = in ? (uint32_t)len + 1 : 1;
 		if (b->disk->nocache && !aligned(r, 512)) {
-			if (posix_memalign(&r->bounce, 4096, len)) {
+			if (!r->bounce && posix_memalign(&r->bounce, 4096, BLK_BOUNCE_LEN)) {
 				r->bounce = NULL;
 				finish(r, VIRTIO_BLK_S_IOERR, pushed);
 				return true;
 			}
-			r->bounce_len = len;
-			if (!in) {
-				uint8_t *dst = r->bounce;
-				for (int i = 0; i < r->niov; i++) {
-					memcpy(dst, r->data[i].iov_base, r->data[i].iov_len);
-					dst += r->data[i].iov_len;
-				}
-			}
 			/* data[] keeps the guest's buffers; the ring gets the bounce */
+			r->bouncing = true;
+			r->done = 0;
 			return submit_bounce(b, r);
 		}
 		return submit_rw(b, r, r->data, r->niov);
@@ -444,42 +504,44 @@ static void arm_read(struct blk *b, int fd, uint64_t *buf, uint64_t tag)
 	io_uring_sqe_set_data64(sqe, tag);
 }
 
+/* Take and start requests: at most one budget, then a kick to itself
+ * (the ring reads the kick eventfd) so completions are served between. */
 static void process_queue(struct blk *b, bool *pushed)
 {
 	struct virtio_dev *v = b->v;
 	b->stalled = false;
-	for (;;) {
+	for (unsigned n = 0;; n++) {
 		struct blk_req *r = b->free_reqs;
 		if (!r) {
 			b->stalled = true;
 			return;
 		}
-		pthread_mutex_lock(&v->lock);
-		struct virtqueue *vq = virtio_queue(v, 0);
+		if (n == VDEV_BUDGET) {
+			vdev_rekick(v, 0);
+			return;
+		}
 		struct vq_chain c = { .cap = BLK_IOV_MAX, .iov = r->chain };
-		int got = vq ? vq_pop(vq, &c) : 0;
-		if (got < 0)
-			virtio_queue_broken(v, 0);
-		if (got == 0 && vq) {
+		uint32_t gen;
+		pthread_mutex_lock(&v->lock);
+		unsigned got = vdev_take_locked(v, 0, &c, 1, &gen);
+		struct virtqueue *vq = virtio_queue(v, 0);
+		if (!got && vq) {
 			/* Empty. Kicks off while fast requests are in flight; on
 			 * when idle, then a last look for what came meanwhile. */
 			bool want = b->busy == 0 || b->slow > 0;
 			if (!want && !vq->kicks_off)
 				vq_enable_kicks(vq, false);
 			else if (want && vq->kicks_off && vq_enable_kicks(vq, true))
-				got = vq_pop(vq, &c);
-			if (got < 0)
-				virtio_queue_broken(v, 0);
+				got = vdev_take_locked(v, 0, &c, 1, &gen);
 		}
-		uint32_t gen = v->reset_gen;
 		pthread_mutex_unlock(&v->lock);
-		if (got <= 0)
+		if (!got)
 			return;
 		b->busy++;
 		b->free_reqs = r->next_free;
 		r->gen = gen;
 		r->head = c.head;
-		r->bounce = NULL;
+		r->bouncing = false;
 		if (!start_request(b, r, &c, pushed)) {
 			/* no room in the ring: cannot happen with one SQE per chain */
 			finish(r, VIRTIO_BLK_S_IOERR, pushed);
@@ -536,38 +598,41 @@ static void *blk_thread(void *opaque)
 
 /* ---- transport hooks ---- */
 
+/* Safe to call again: each piece is made once and kept until destroy. */
 static int blk_start(struct virtio_dev *v)
 {
 	struct blk *b = v->opaque;
 	if (b->running)
 		return 0;
-	b->reqs = calloc(BLK_QUEUE_SIZE, sizeof(*b->reqs));
-	if (!b->reqs)
-		return -ENOMEM;
-	for (int i = BLK_QUEUE_SIZE - 1; i >= 0; i--) {
-		b->reqs[i].b = b;
-		b->reqs[i].next_free = b->free_reqs;
-		b->free_reqs = &b->reqs[i];
+	if (!b->reqs) {
+		b->reqs = calloc(BLK_QUEUE_SIZE, sizeof(*b->reqs));
+		if (!b->reqs)
+			return -ENOMEM;
+		for (int i = BLK_QUEUE_SIZE - 1; i >= 0; i--) {
+			b->reqs[i].b = b;
+			b->reqs[i].next_free = b->free_reqs;
+			b->free_reqs = &b->reqs[i];
+		}
 	}
-	b->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (b->stop_fd < 0)
-		return -errno;
-	/* Room for every request plus the two eventfd reads. */
-	int r = io_uring_queue_init(BLK_QUEUE_SIZE * 2, &b->ring, 0);
-	if (r < 0) {
-		close(b->stop_fd);
-		return r;
+	if (b->stop_fd < 0) {
+		b->stop_fd = eventfd(0, EFD_CLOEXEC);
+		if (b->stop_fd < 0)
+			return -errno;
+	}
+	if (!b->ring_ok) {
+		/* Room for every request plus the two eventfd reads. */
+		int r = io_uring_queue_init(BLK_QUEUE_SIZE * 2, &b->ring, 0);
+		if (r < 0)
+			return r;
+		b->ring_ok = true;
 	}
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
-	r = -pthread_create(&b->thread, &attr, blk_thread, b);
+	int r = -pthread_create(&b->thread, &attr, blk_thread, b);
 	pthread_attr_destroy(&attr);
-	if (r) {
-		io_uring_queue_exit(&b->ring);
-		close(b->stop_fd);
+	if (r)
 		return r;
-	}
 	b->running = true;
 	return 0;
 }
@@ -592,9 +657,14 @@ static void blk_destroy(struct virtio_dev *v)
 		ssize_t w = write(b->stop_fd, &one, sizeof(one));
 		(void)w;
 		pthread_join(b->thread, NULL);
-		io_uring_queue_exit(&b->ring);
-		close(b->stop_fd);
 	}
+	if (b->ring_ok)
+		io_uring_queue_exit(&b->ring);
+	if (b->stop_fd >= 0)
+		close(b->stop_fd);
+	if (b->reqs)
+		for (int i = 0; i < BLK_QUEUE_SIZE; i++)
+			free(b->reqs[i].bounce);
 	free(b->reqs);
 	disk_close(b->disk);
 	free(b->s.buf);
@@ -692,7 +762,7 @@ static int blk_parse(const char *conf, void **settings, char *err, size_t errlen
 		}
 	}
 	if (!s->disk.path) {
-		snprintf(err, errlen, "virtio-blk needs an image: -s slot,virtio-blk,PATH[,options]");
+		snprintf(err, errlen, "virtio-blk needs an image: slot,virtio-blk,PATH[,options]");
 		goto fail;
 	}
 	if (!s->serial[0])
@@ -712,6 +782,7 @@ static int blk_create(struct pci_bus *bus, unsigned slot, unsigned func, void *s
 	if (!b)
 		return -ENOMEM;
 	b->p = p;
+	b->stop_fd = -1;
 	b->s = *s;
 	b->s.buf = NULL; /* the strings stay the settings' own */
 	int r = disk_open(&s->disk, p->vm_name, &b->disk, err, errlen);
@@ -720,7 +791,8 @@ static int blk_create(struct pci_bus *bus, unsigned slot, unsigned func, void *s
 		return r;
 	}
 	b->discard = !s->disk.nodelete && !b->disk->ro;
-	uint64_t features = 1ULL << VIRTIO_BLK_F_SEG_MAX | 1ULL << VIRTIO_BLK_F_BLK_SIZE |
+	uint64_t features = 1ULL << VIRTIO_BLK_F_SEG_MAX | 1ULL << VIRTIO_BLK_F_SIZE_MAX |
+			    1ULL << VIRTIO_BLK_F_BLK_SIZE |
 			    1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_BLK_F_TOPOLOGY;
 	if (b->disk->ro)
 		features |= 1ULL << VIRTIO_BLK_F_RO;
@@ -731,6 +803,7 @@ static int blk_create(struct pci_bus *bus, unsigned slot, unsigned func, void *s
 
 	uint32_t ls = b->disk->logical_sector, ps = b->disk->physical_sector;
 	put_le(b->cfg + 0, b->disk->size >> 9, 8);          /* capacity */
+	put_le(b->cfg + 8, BLK_SIZE_MAX, 4);                /* size_max */
 	put_le(b->cfg + 12, BLK_SEG_MAX, 4);                /* seg_max */
 	put_le(b->cfg + 20, ls, 4);                         /* blk_size */
 	b->cfg[24] = (uint8_t)__builtin_ctz(ps / ls);       /* physical_block_exp */

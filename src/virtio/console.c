@@ -11,7 +11,14 @@
  *                    client at a time; the port is "open" for the guest
  *                    while a client is connected)
  * Everything runs on the event loop: kicks, backend input, the control
- * queues. Bytes from the guest while nobody listens are dropped. */
+ * queues, each kick served within one budget (vdev_work.h); output goes
+ * to the backend outside the device lock. Bytes from the guest while
+ * nobody listens are dropped.
+ *
+ * A socket port's conn_fd is written only on the event loop and under
+ * out_lock, and read under out_lock (port_output, which a vCPU reaches
+ * through emerg_wr) or on the loop: a vCPU never sends to a descriptor
+ * that was closed (and maybe reused) under it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -27,6 +34,7 @@
 #include "pci/slots.h"
 #include "util/evloop.h"
 #include "util/log.h"
+#include "virtio/vdev_work.h"
 #include "virtio/virtio_pci.h"
 
 #define CON_MAX_PORTS 16
@@ -98,7 +106,8 @@ struct console {
 	/* control messages waiting for a buffer on the control receive queue */
 	struct con_msg pending[CON_CTRL_PENDING];
 	unsigned npending;
-	struct iovec tx_iov[CON_CHAIN_MAX];
+	struct iovec tx_iov[CON_CHAIN_MAX]; /* the loop's, for vdev_serve */
+	pthread_mutex_t out_lock;           /* socket ports' conn_fd and output */
 };
 
 static unsigned rxq_of(unsigned port) { return port == 0 ? 0 : 2 + 2 * port; }
@@ -201,40 +210,32 @@ static void handle_ctrl_msg(struct console *c, uint32_t id, uint16_t event, uint
 	}
 }
 
-static void process_ctrl_tx(struct console *c)
+static uint32_t ctrl_tx_work(struct virtio_dev *v, unsigned q, struct vq_chain *ch, void *opaque)
 {
-	struct virtio_dev *v = c->v;
-	struct virtqueue *vq = virtio_queue(v, Q_CTRL_TX);
-	bool pushed = false;
-	while (vq) {
-		struct vq_chain ch = { .cap = CON_CHAIN_MAX, .iov = c->tx_iov };
-		int got = vq_pop(vq, &ch);
-		if (got < 0) {
-			virtio_queue_broken(v, Q_CTRL_TX);
-			break;
-		}
-		if (got == 0)
-			break;
-		uint8_t msg[8];
-		if (vq_chain_read(&ch, 0, msg, 8) == 8) {
-			uint32_t id;
-			uint16_t event, value;
-			memcpy(&id, msg, 4);
-			memcpy(&event, msg + 4, 2);
-			memcpy(&value, msg + 6, 2);
-			handle_ctrl_msg(c, id, event, value);
-		}
-		vq_push(vq, ch.head, 0);
-		pushed = true;
+	(void)q;
+	struct console *c = opaque;
+	uint8_t msg[8];
+	if (vq_chain_read(ch, 0, msg, 8) == 8) {
+		uint32_t id;
+		uint16_t event, value;
+		memcpy(&id, msg, 4);
+		memcpy(&event, msg + 4, 2);
+		memcpy(&value, msg + 6, 2);
+		/* Answers go to the control receive queue, under the lock. */
+		pthread_mutex_lock(&v->lock);
+		handle_ctrl_msg(c, id, event, value);
+		pthread_mutex_unlock(&v->lock);
 	}
-	if (pushed)
-		virtio_queue_notify_guest(v, Q_CTRL_TX);
+	return 0;
 }
 
 /* ---- data from the guest ---- */
 
+/* Any thread; takes out_lock (after vdev->lock when a vCPU holds it). */
 static void port_output(struct con_port *pt, const struct vq_chain *ch)
 {
+	struct console *c = pt->c;
+	pthread_mutex_lock(&c->out_lock);
 	for (unsigned i = 0; i < ch->nout; i++) {
 		const struct iovec *io = &ch->iov[i];
 		if (pt->chr) {
@@ -250,30 +251,17 @@ static void port_output(struct con_port *pt, const struct vq_chain *ch)
 			}
 		}
 	}
+	pthread_mutex_unlock(&c->out_lock);
 }
 
-static void process_tx(struct console *c, unsigned port)
+static uint32_t tx_work(struct virtio_dev *v, unsigned q, struct vq_chain *ch, void *opaque)
 {
-	struct virtio_dev *v = c->v;
-	unsigned q = txq_of(port);
-	struct virtqueue *vq = virtio_queue(v, q);
-	bool pushed = false;
-	while (vq) {
-		struct vq_chain ch = { .cap = CON_CHAIN_MAX, .iov = c->tx_iov };
-		int got = vq_pop(vq, &ch);
-		if (got < 0) {
-			virtio_queue_broken(v, q);
-			break;
-		}
-		if (got == 0)
-			break;
-		if (port < c->nports)
-			port_output(&c->port[port], &ch);
-		vq_push(vq, ch.head, 0);
-		pushed = true;
-	}
-	if (pushed)
-		virtio_queue_notify_guest(v, q);
+	(void)v;
+	struct console *c = opaque;
+	int port = port_of_queue(q);
+	if (port >= 0 && (unsigned)port < c->nports)
+		port_output(&c->port[port], ch);
+	return 0;
 }
 
 /* ---- data to the guest ---- */
@@ -353,9 +341,13 @@ static void conn_close(struct con_port *pt)
 	if (pt->conn_src)
 		evloop_remove(pt->c->p->loop, pt->conn_src);
 	pt->conn_src = NULL;
-	if (pt->conn_fd >= 0)
-		close(pt->conn_fd);
+	/* Out of port_output's reach before the number can be reused. */
+	pthread_mutex_lock(&pt->c->out_lock);
+	int fd = pt->conn_fd;
 	pt->conn_fd = -1;
+	pthread_mutex_unlock(&pt->c->out_lock);
+	if (fd >= 0)
+		close(fd);
 	pthread_mutex_lock(&pt->c->v->lock);
 	pt->host_connected = false;
 	announce_open(pt);
@@ -396,13 +388,14 @@ static void on_listen(void *opaque, uint32_t events)
 		close(fd);
 		return;
 	}
-	pt->conn_fd = fd;
 	pt->conn_src = evloop_add(pt->c->p->loop, fd, EPOLLIN, on_conn, pt);
 	if (!pt->conn_src) {
 		close(fd);
-		pt->conn_fd = -1;
 		return;
 	}
+	pthread_mutex_lock(&pt->c->out_lock);
+	pt->conn_fd = fd;
+	pthread_mutex_unlock(&pt->c->out_lock);
 	pthread_mutex_lock(&pt->c->v->lock);
 	pt->host_connected = true;
 	announce_open(pt);
@@ -415,27 +408,29 @@ static void con_notify(struct virtio_dev *v, unsigned q)
 {
 	struct console *c = v->opaque;
 	int port = port_of_queue(q);
-	pthread_mutex_lock(&v->lock);
 	if (q == Q_CTRL_RX) {
-		flush_ctrl(c);
+		pthread_mutex_lock(&v->lock);
+		flush_ctrl(c); /* at most CON_CTRL_PENDING messages */
+		pthread_mutex_unlock(&v->lock);
 	} else if (q == Q_CTRL_TX) {
-		process_ctrl_tx(c);
+		vdev_serve(v, q, c->tx_iov, CON_CHAIN_MAX, ctrl_tx_work, c);
 	} else if (port >= 0 && (unsigned)port < c->nports) {
 		struct con_port *pt = &c->port[port];
 		if (q == txq_of((unsigned)port)) {
-			process_tx(c, (unsigned)port);
-		} else if (pt->rx_paused) {
-			/* buffers arrived: let input flow again */
-			pt->rx_paused = false;
-			pthread_mutex_unlock(&v->lock);
+			vdev_serve(v, q, c->tx_iov, CON_CHAIN_MAX, tx_work, c);
+			return;
+		}
+		pthread_mutex_lock(&v->lock);
+		bool resume = pt->rx_paused;
+		pt->rx_paused = false;
+		pthread_mutex_unlock(&v->lock);
+		if (resume) { /* buffers arrived: let input flow again */
 			if (pt->chr)
 				chardev_resume_input(pt->chr);
 			else if (pt->conn_fd >= 0)
 				conn_watch(pt, true);
-			return;
 		}
 	}
-	pthread_mutex_unlock(&v->lock);
 }
 
 static void con_cfg_read(struct virtio_dev *v, unsigned off, void *buf, unsigned len)
@@ -484,6 +479,7 @@ static void con_destroy(struct virtio_dev *v)
 			free(pt->sock_path);
 		}
 	}
+	pthread_mutex_destroy(&c->out_lock);
 	free(c->s.buf);
 	free(c);
 }
@@ -556,7 +552,7 @@ static int con_parse(const char *conf, void **settings, char *err, size_t errlen
 		s->n++;
 	}
 	if (s->n == 0) {
-		snprintf(err, errlen, "virtio-console needs a port: -s slot,virtio-console,NAME=BACKEND");
+		snprintf(err, errlen, "virtio-console needs a port: slot,virtio-console,NAME=BACKEND");
 		goto fail;
 	}
 	*settings = s;
@@ -638,6 +634,7 @@ static int con_create(struct pci_bus *bus, unsigned slot, unsigned func, void *s
 	if (!c)
 		return -ENOMEM;
 	c->p = p;
+	pthread_mutex_init(&c->out_lock, NULL);
 	c->s = *s;
 	c->s.buf = NULL; /* names point into the settings, which live on */
 	c->nports = s->n;
@@ -653,6 +650,7 @@ static int con_create(struct pci_bus *bus, unsigned slot, unsigned func, void *s
 				  c, &c->v);
 	if (r) {
 		snprintf(err, errlen, "cannot create the device: %s", strerror(-r));
+		pthread_mutex_destroy(&c->out_lock);
 		free(c);
 		return r;
 	}

@@ -11,7 +11,17 @@
  * waits on the tap and the two kick eventfds: transmit writes each chain
  * to the tap straight from guest memory; receive reads a frame and copies
  * it into as many buffers as it needs. When the guest has no receive
- * buffers the tap is not read (the kernel queues, then drops). */
+ * buffers the tap is not read (the kernel queues, then drops).
+ *
+ * The runtime contract (vdev_work.h): transmit takes a batch with
+ * vdev_take, writes it to the tap unlocked and gives it back with
+ * vdev_give (a reset waits for it); receive copies a frame into buffers
+ * under the device lock, so no reset falls between its pops and pushes.
+ * Each round takes at most NET_BATCH chains per queue and re-kicks itself
+ * for more. A receive buffer the device cannot use (device-readable, or
+ * too short for the header) marks the queue broken (NEEDS_RESET): a chain
+ * already returned is never rewound over. start() makes the thread and
+ * its buffers once. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -25,6 +35,8 @@
 #include "backend/tap.h"
 #include "pci/slots.h"
 #include "util/log.h"
+#include "virtio/vdev_work.h"
+#include "virtio/virtio_net.h"
 #include "virtio/virtio_pci.h"
 
 #define NET_QUEUE_SIZE 256
@@ -168,44 +180,26 @@ static void md5(const void *data, size_t len, uint8_t out[16])
 static void process_tx(struct net *n)
 {
 	struct virtio_dev *v = n->v;
-	for (;;) {
-		unsigned count = 0;
-		pthread_mutex_lock(&v->lock);
-		struct virtqueue *vq = virtio_queue(v, NET_TXQ);
-		while (vq && count < NET_BATCH) {
-			struct vq_chain *c = &n->chains[count];
-			*c = (struct vq_chain){ .cap = NET_CHAIN_MAX, .iov = n->iov[count] };
-			int got = vq_pop(vq, c);
-			if (got < 0)
-				virtio_queue_broken(v, NET_TXQ);
-			if (got <= 0)
-				break;
-			count++;
-		}
-		uint32_t gen = v->reset_gen;
-		pthread_mutex_unlock(&v->lock);
-		if (!count)
-			return;
-		for (unsigned i = 0; i < count; i++) {
-			struct vq_chain *c = &n->chains[i];
-			/* The guest's header and frame go to the tap as they are. */
-			if (c->out_len <= NET_HDR_LEN || c->out_len > NET_PKT_MAX)
-				continue;
-			ssize_t w = writev(n->tap->fd, c->iov, (int)c->nout);
-			if (w < 0 && errno != EAGAIN)
-				log_guest("virtio-net %s: transmit: %s", n->tap->name, strerror(errno));
-		}
-		pthread_mutex_lock(&v->lock);
-		vq = virtio_queue(v, NET_TXQ);
-		if (vq && gen == v->reset_gen) {
-			for (unsigned i = 0; i < count; i++)
-				vq_push(vq, n->chains[i].head, 0);
-			virtio_queue_notify_guest(v, NET_TXQ);
-		}
-		pthread_mutex_unlock(&v->lock);
-		if (count < NET_BATCH)
-			return;
+	struct vdev_used used[NET_BATCH];
+	for (unsigned i = 0; i < NET_BATCH; i++)
+		n->chains[i] = (struct vq_chain){ .cap = NET_CHAIN_MAX, .iov = n->iov[i] };
+	uint32_t gen;
+	unsigned count = vdev_take(v, NET_TXQ, n->chains, NET_BATCH, &gen);
+	if (!count)
+		return;
+	for (unsigned i = 0; i < count; i++) {
+		struct vq_chain *c = &n->chains[i];
+		/* The guest's header and frame go to the tap as they are. */
+		used[i] = (struct vdev_used){ c->head, 0 };
+		if (c->out_len <= NET_HDR_LEN || c->out_len > NET_PKT_MAX)
+			continue;
+		ssize_t w = writev(n->tap->fd, c->iov, (int)c->nout);
+		if (w < 0 && errno != EAGAIN)
+			log_guest("virtio-net %s: transmit: %s", n->tap->name, strerror(errno));
 	}
+	vdev_give(v, NET_TXQ, gen, used, count);
+	if (count == NET_BATCH)
+		vdev_rekick(v, NET_TXQ); /* more after the others had their turn */
 }
 
 /* ---- receive ---- */
@@ -226,7 +220,8 @@ static int deliver(struct net *n, struct virtqueue *vq)
 	uint64_t room = 0;
 	while (room < n->pkt_len) {
 		if (nbufs == NET_RX_BUFS || (!mrg && nbufs == 1)) {
-			/* The frame does not fit what the guest gives: drop it. */
+			/* The frame does not fit what the guest gives: drop it.
+			 * Nothing was pushed since these pops: rewinding is exact. */
 			for (unsigned i = 0; i < nbufs; i++)
 				vq_unpop(vq);
 			return 1;
@@ -244,9 +239,12 @@ static int deliver(struct net *n, struct virtqueue *vq)
 			return 0;
 		}
 		if (c->nout || (nbufs == 0 && c->in_len < NET_HDR_LEN)) {
-			log_guest("virtio-net: receive buffer not writable or too small");
-			vq_push(vq, c->head, 0);
-			continue;
+			/* A driver error (5.1.6.3.1). Pushing it back and going on
+			 * would make the rewind above skip over it; the queue
+			 * needs a reset instead. */
+			vq_set_broken(vq, VQ_ERR_BUFFER);
+			virtio_queue_broken(n->v, NET_RXQ);
+			return 1;
 		}
 		room += c->in_len;
 		nbufs++;
@@ -342,6 +340,7 @@ static void *net_thread(void *opaque)
 
 /* ---- transport hooks ---- */
 
+/* Safe to call again: each piece is made once and kept until destroy. */
 static int net_start(struct virtio_dev *v)
 {
 	struct net *n = v->opaque;
@@ -353,21 +352,23 @@ static int net_start(struct virtio_dev *v)
 		log_warn("virtio-net %s: setting offloads: %s", n->tap->name, strerror(-r));
 	if (n->running)
 		return 0;
-	n->pkt = malloc(NET_PKT_MAX);
-	n->iov = calloc(NET_BATCH, sizeof(*n->iov));
-	n->chains = calloc(NET_BATCH, sizeof(*n->chains));
-	if (!n->pkt || !n->iov || !n->chains)
+	if (!n->pkt && !(n->pkt = malloc(NET_PKT_MAX)))
 		return -ENOMEM;
-	n->epfd = epoll_create1(EPOLL_CLOEXEC);
-	n->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (n->epfd < 0 || n->stop_fd < 0)
+	if (!n->iov && !(n->iov = calloc(NET_BATCH, sizeof(*n->iov))))
+		return -ENOMEM;
+	if (!n->chains && !(n->chains = calloc(NET_BATCH, sizeof(*n->chains))))
+		return -ENOMEM;
+	if (n->epfd < 0 && (n->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		return -errno;
+	if (n->stop_fd < 0 && (n->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		return -errno;
 	int fds[] = { n->stop_fd, v->q[NET_RXQ].kick_fd, v->q[NET_TXQ].kick_fd, n->tap->fd };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		struct epoll_event ev = { .events = EPOLLIN, .data.fd = fds[i] };
-		if (epoll_ctl(n->epfd, EPOLL_CTL_ADD, fds[i], &ev) < 0)
+		if (epoll_ctl(n->epfd, EPOLL_CTL_ADD, fds[i], &ev) < 0 && errno != EEXIST)
 			return -errno;
 	}
+	n->rx_waiting = false;
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
@@ -490,7 +491,7 @@ static int net_parse(const char *conf, void **settings, char *err, size_t errlen
 		}
 	}
 	if (!s->tap[0]) {
-		snprintf(err, errlen, "virtio-net needs a tap interface: -s slot,virtio-net,TAPNAME[,mac=..]");
+		snprintf(err, errlen, "virtio-net needs a tap interface: slot,virtio-net,TAPNAME[,mac=..]");
 		goto fail;
 	}
 	*settings = s;
@@ -500,7 +501,6 @@ fail:
 	return -EINVAL;
 }
 
-void virtio_net_default_mac(unsigned slot, unsigned func, const char *vm, uint8_t mac[6]);
 void virtio_net_default_mac(unsigned slot, unsigned func, const char *vm, uint8_t mac[6])
 {
 	char nstr[128];
@@ -515,22 +515,21 @@ void virtio_net_default_mac(unsigned slot, unsigned func, const char *vm, uint8_
 	mac[5] = digest[2];
 }
 
-static int net_create(struct pci_bus *bus, unsigned slot, unsigned func, void *settings,
-		      struct platform *p, char *err, size_t errlen)
+static int net_create_with(struct pci_bus *bus, unsigned slot, unsigned func,
+			   const struct net_settings *s, struct platform *p, struct tap *tap,
+			   struct virtio_dev **out, char *err, size_t errlen)
 {
-	struct net_settings *s = settings;
 	struct net *n = calloc(1, sizeof(*n));
-	if (!n)
+	if (!n) {
+		tap_close(tap);
 		return -ENOMEM;
+	}
 	n->p = p;
 	n->s = *s;
 	n->s.buf = NULL;
 	n->epfd = n->stop_fd = -1;
-	int r = tap_open(s->tap, &n->tap, err, errlen);
-	if (r) {
-		free(n);
-		return r;
-	}
+	n->tap = tap;
+	int r;
 	if (!n->tap->vnet_hdr) {
 		snprintf(err, errlen, "%s: the tap driver has no virtio-net header support", s->tap);
 		tap_close(n->tap);
@@ -560,7 +559,28 @@ static int net_create(struct pci_bus *bus, unsigned slot, unsigned func, void *s
 		free(n);
 		return r;
 	}
+	if (out)
+		*out = n->v;
 	return 0;
+}
+
+static int net_create(struct pci_bus *bus, unsigned slot, unsigned func, void *settings,
+		      struct platform *p, char *err, size_t errlen)
+{
+	struct net_settings *s = settings;
+	struct tap *tap;
+	int r = tap_open(s->tap, &tap, err, errlen);
+	if (r)
+		return r;
+	return net_create_with(bus, slot, func, s, p, tap, NULL, err, errlen);
+}
+
+int virtio_net_create_on_tap(struct pci_bus *bus, unsigned slot, unsigned func, struct platform *p,
+			     struct tap *tap, struct virtio_dev **out, char *err, size_t errlen)
+{
+	struct net_settings s = { .mac = { 0x02, 0, 0, 0, 0, 1 }, .have_mac = true };
+	snprintf(s.tap, sizeof(s.tap), "%s", tap->name);
+	return net_create_with(bus, slot, func, &s, p, tap, out, err, errlen);
 }
 
 const struct pci_emul pci_emul_virtio_net = {

@@ -1,5 +1,7 @@
 /* virtio-rnd (entropy device, 5.4): one queue; every buffer the driver
- * offers is filled from getrandom(2). Kicks are read on the event loop. */
+ * offers is filled from getrandom(2), outside the device lock, at most
+ * VDEV_BUDGET buffers per kick (vdev_work.h). Kicks are read on the event
+ * loop. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +9,7 @@
 #include <sys/random.h>
 
 #include "pci/slots.h"
+#include "virtio/vdev_work.h"
 #include "virtio/virtio_pci.h"
 
 #define RND_QUEUE_SIZE 64
@@ -40,29 +43,22 @@ static void fill(struct vq_chain *c, uint32_t *written)
 	}
 }
 
+static uint32_t rnd_work(struct virtio_dev *v, unsigned q, struct vq_chain *c, void *opaque)
+{
+	(void)v;
+	(void)q;
+	(void)opaque;
+	uint32_t written;
+	fill(c, &written);
+	return written;
+}
+
+/* One budget of chains per kick (vdev_work.h): a driver that keeps
+ * refilling cannot hold the event loop. */
 static void rnd_notify(struct virtio_dev *v, unsigned q)
 {
 	struct rnd *r = v->opaque;
-	pthread_mutex_lock(&v->lock);
-	struct virtqueue *vq = virtio_queue(v, q);
-	bool pushed = false;
-	while (vq) {
-		struct vq_chain c = { .cap = RND_MAX_SEGS, .iov = r->iov };
-		int got = vq_pop(vq, &c);
-		if (got < 0) {
-			virtio_queue_broken(v, q);
-			break;
-		}
-		if (got == 0)
-			break;
-		uint32_t written;
-		fill(&c, &written);
-		vq_push(vq, c.head, written);
-			pushed = true;
-	}
-	if (pushed)
-		virtio_queue_notify_guest(v, q);
-	pthread_mutex_unlock(&v->lock);
+	vdev_serve(v, q, r->iov, RND_MAX_SEGS, rnd_work, NULL);
 }
 
 static void rnd_destroy(struct virtio_dev *v)

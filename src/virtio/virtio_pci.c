@@ -65,7 +65,7 @@ void virtio_queue_broken(struct virtio_dev *v, unsigned q)
 
 struct virtqueue *virtio_queue(struct virtio_dev *v, unsigned q)
 {
-	if (q >= v->nqueues || !v->started ||
+	if (q >= v->nqueues || !v->started || v->resetting ||
 	    (v->status & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_DRIVER_OK)) !=
 		    VIRTIO_STATUS_DRIVER_OK ||
 	    !v->q[q].enabled || !v->q[q].vq.ready)
@@ -133,10 +133,27 @@ static void reset_locked(struct virtio_dev *v)
 	pci_intx_set(v->pci, false);
 }
 
+/* The driver's reset (status 0), the contract's mandatory reset: stop
+ * the device (no queue is live, the generation moves on), wait until every
+ * chain taken has been given back, so that no I/O started before the reset
+ * writes guest RAM after it, then clear everything. While it waits the lock
+ * is free for the workers and the driver's other writes are ignored; the
+ * status reads non-zero until the reset is done, as the spec lets it. */
+static void reset_device(struct virtio_dev *v)
+{
+	v->resetting = true;
+	v->started = false;
+	v->reset_gen++;
+	while (v->inflight)
+		pthread_cond_wait(&v->idle, &v->lock);
+	reset_locked(v);
+	v->resetting = false;
+}
+
 static void set_status(struct virtio_dev *v, uint8_t s)
 {
 	if (s == 0) {
-		reset_locked(v);
+		reset_device(v);
 		return;
 	}
 	if ((s & VIRTIO_STATUS_FEATURES_OK) && !(v->status & VIRTIO_STATUS_FEATURES_OK)) {
@@ -148,11 +165,20 @@ static void set_status(struct virtio_dev *v, uint8_t s)
 			s &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
 		}
 	}
+	/* DRIVER_OK without FEATURES_OK: features never validated (3.1.1).
+	 * The device does not start; it needs a reset. */
+	if ((s & VIRTIO_STATUS_DRIVER_OK) && !(s & VIRTIO_STATUS_FEATURES_OK) &&
+	    !(v->status & VIRTIO_STATUS_DRIVER_OK)) {
+		log_guest("%s: DRIVER_OK without FEATURES_OK", v->name);
+		v->status = (uint8_t)(s | VIRTIO_STATUS_NEEDS_RESET);
+		raise_irq(v, v->msix_config, 2);
+		return;
+	}
 	/* NEEDS_RESET is the device's to set; the driver cannot clear it. */
 	s = (uint8_t)((s & ~VIRTIO_STATUS_NEEDS_RESET) | (v->status & VIRTIO_STATUS_NEEDS_RESET));
 	bool going = (s & VIRTIO_STATUS_DRIVER_OK) && !(v->status & VIRTIO_STATUS_DRIVER_OK);
 	v->status = s;
-	if (going && !v->started) {
+	if (going && !v->started && !(s & VIRTIO_STATUS_NEEDS_RESET)) {
 		int r = v->ops->start ? v->ops->start(v) : 0;
 		if (r) {
 			log_warn("%s: cannot start: %s", v->name, strerror(-r));
@@ -239,6 +265,8 @@ static void common_write(struct virtio_dev *v, unsigned off, unsigned size, uint
 {
 	struct virtio_queue *q = v->queue_select < v->nqueues ? &v->q[v->queue_select] : NULL;
 	bool live = q && !q->enabled; /* queue fields are fixed once enabled */
+	if (v->resetting)
+		return; /* another vCPU's write while a reset waits for in-flight work */
 	switch (off) {
 	case 0x00:
 		v->dfselect = (uint32_t)value;
@@ -303,8 +331,12 @@ static uint64_t bar_read(void *opaque, uint64_t off, unsigned size)
 		pthread_mutex_unlock(&v->lock);
 	} else if (off < VIRTIO_PCI_DEVICE_OFF) {
 		if (off == VIRTIO_PCI_ISR_OFF) {
+			/* Under the lock raise_irq() is called with: a raise
+			 * between the read and the lowering would be lost. */
+			pthread_mutex_lock(&v->lock);
 			r = atomic_exchange(&v->isr, 0);
 			pci_intx_set(v->pci, false);
+			pthread_mutex_unlock(&v->lock);
 		}
 	} else if (off < VIRTIO_PCI_NOTIFY_OFF) {
 		unsigned o = (unsigned)(off - VIRTIO_PCI_DEVICE_OFF);
@@ -385,8 +417,9 @@ static uint32_t pcicfg_access(struct virtio_dev *v, bool write, uint32_t value)
 	unsigned c = v->pcicfg_cap;
 	uint8_t bar = pci_get_u8(d, c + 4);
 	uint32_t off = pci_get_u32(d, c + 8), len = pci_get_u32(d, c + 12);
+	/* off + len could wrap in 32 bits: compare without adding. */
 	if (bar != VIRTIO_PCI_BAR || (len != 1 && len != 2 && len != 4) ||
-	    off + len > VIRTIO_PCI_BAR_SIZE || (off & (len - 1)))
+	    off >= VIRTIO_PCI_BAR_SIZE || len > VIRTIO_PCI_BAR_SIZE - off || (off & (len - 1)))
 		return 0;
 	if (write) {
 		bar_write(v, off, len, value);
@@ -439,6 +472,7 @@ static void dev_destroy(struct pci_dev *d)
 		if (q->kick_fd >= 0)
 			close(q->kick_fd);
 	}
+	pthread_cond_destroy(&v->idle);
 	pthread_mutex_destroy(&v->lock);
 	free(v);
 }
@@ -479,6 +513,7 @@ int virtio_pci_create(struct pci_bus *bus, unsigned slot, unsigned func, struct 
 	if (!v)
 		return -ENOMEM;
 	pthread_mutex_init(&v->lock, NULL);
+	pthread_cond_init(&v->idle, NULL);
 	v->p = p;
 	v->ops = ops;
 	v->opaque = opaque;
@@ -507,6 +542,7 @@ int virtio_pci_create(struct pci_bus *bus, unsigned slot, unsigned func, struct 
 	if (r) {
 		for (unsigned k = 0; k < nqueues; k++)
 			close(v->q[k].kick_fd);
+		pthread_cond_destroy(&v->idle);
 		pthread_mutex_destroy(&v->lock);
 		free(v);
 		return r;

@@ -10,8 +10,10 @@
  * loop. Interrupts: MSI-X through irqfd (pci.c), else MSI, else INTx
  * with the ISR byte.
  *
- * Locking: vdev->lock guards the transport state and the queues; device
- * code holds it while it works a queue. */
+ * Locking: vdev->lock guards the transport state and the queues. Devices
+ * follow the runtime contract in virtio/vdev_work.h: they take chains
+ * under the lock, work on them unlocked and give them back under it; a
+ * reset waits for every chain taken and not yet given back. */
 #pragma once
 #include <pthread.h>
 #include <stdatomic.h>
@@ -56,13 +58,18 @@ struct virtio_dev_ops {
 	void (*cfg_read)(struct virtio_dev *v, unsigned off, void *buf, unsigned len);
 	void (*cfg_write)(struct virtio_dev *v, unsigned off, const void *buf, unsigned len);
 	/* Queue q was kicked (or must be looked at). Called on the thread that
-	 * reads the kick (without vdev->lock). */
+	 * reads the kick (without vdev->lock). Serves at most one budget
+	 * (vdev_work.h) and re-kicks itself for the rest. */
 	void (*queue_notify)(struct virtio_dev *v, unsigned q);
-	/* The driver set DRIVER_OK: start working (thread, backend). Return 0
-	 * or -errno (the device then reports NEEDS_RESET). vdev->lock held. */
+	/* The driver set DRIVER_OK (with FEATURES_OK): start working (thread,
+	 * backend). Return 0 or -errno (the device then reports NEEDS_RESET).
+	 * vdev->lock held. May be called again after a failure or a reset:
+	 * what it makes it keeps (until destroy) and does not make twice. */
 	int (*start)(struct virtio_dev *v);
-	/* The driver reset the device; vdev->lock held. Drop every request in
-	 * flight (their completions must not touch the queues). */
+	/* The driver reset the device; vdev->lock held. Called after every
+	 * chain taken with vdev_take() has been given back (in-flight I/O has
+	 * finished), so nothing of the old generation still touches guest
+	 * RAM: forget held buffers and device state. */
 	void (*reset)(struct virtio_dev *v);
 	/* Free the device's own state; stop its threads first. */
 	void (*destroy)(struct virtio_dev *v);
@@ -99,6 +106,11 @@ struct virtio_dev {
 	unsigned cfg_size;
 	bool started;      /* start() succeeded since the last reset */
 	uint32_t reset_gen; /* bumped by every reset; completions compare it */
+	/* The runtime contract (vdev_work.h): chains taken and not yet given
+	 * back, and the reset that waits for them to reach zero. */
+	unsigned inflight;
+	bool resetting;
+	pthread_cond_t idle;
 
 	unsigned nqueues;
 	struct virtio_queue q[VIRTIO_MAX_QUEUES];

@@ -22,6 +22,7 @@ const char *vq_error_name(enum vq_error e)
 	case VQ_ERR_INDIRECT: return "bad indirect descriptor";
 	case VQ_ERR_ORDER: return "device-readable buffer after a device-writable one";
 	case VQ_ERR_TOO_LONG: return "descriptor chain has too many segments";
+	case VQ_ERR_BUFFER: return "buffer of the wrong direction or size for the device";
 	}
 	return "?";
 }
@@ -186,6 +187,11 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *c)
 	}
 	vq->last_avail++;
 	return 1;
+}
+
+void vq_set_broken(struct virtqueue *vq, enum vq_error e)
+{
+	fail(vq, e);
 }
 
 void vq_unpop(struct virtqueue *vq)

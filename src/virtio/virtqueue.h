@@ -45,6 +45,7 @@ enum vq_error {
 	VQ_ERR_INDIRECT,   /* INDIRECT not negotiated, with NEXT, nested, or bad size */
 	VQ_ERR_ORDER,      /* a device-readable buffer after a device-writable one */
 	VQ_ERR_TOO_LONG,   /* more segments than the caller can take */
+	VQ_ERR_BUFFER,     /* a buffer of the wrong direction or size for the device */
 };
 const char *vq_error_name(enum vq_error e);
 
@@ -85,8 +86,13 @@ void vq_reset(struct virtqueue *vq);
  * event-idx (and kicks enabled), finding the ring empty asks the driver
  * for a kick at its next buffer. */
 int vq_pop(struct virtqueue *vq, struct vq_chain *c);
-/* Hand a chain back unused (the next pop returns it again). */
+/* Hand the last chain popped back unused (the next pop returns it
+ * again). Only for chains taken since the last push: a pushed chain
+ * cannot be taken back. */
 void vq_unpop(struct virtqueue *vq);
+/* The device found a chain it cannot use (vq_error e): the queue is dead
+ * until reset, like after a malformed chain (the transport reports it). */
+void vq_set_broken(struct virtqueue *vq, enum vq_error e);
 /* Return a chain to the driver: len bytes were written into it. */
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len);
 /* Whether the driver wants an interrupt for what was pushed since the
