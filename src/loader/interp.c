@@ -234,10 +234,22 @@ static const char *const *env_list(struct loader *l, unsigned *n)
 	return (const char *const *)l->env;
 }
 
-static int load_kernel(struct loader *l, const char *spec, const char *args)
+/* spec with its device: "host0:/boot/kernel/kernel". */
+static int canon(struct loader *l, const char *spec, char *out, size_t len)
 {
-	char err[1024];
+	char dev[LDEV_NAME_MAX], path[1024], err[1200];
+	if (ldev_split(spec, currdev(l), dev, sizeof(dev), path, sizeof(path), err, sizeof(err)))
+		return fail(l, "%s", err);
+	snprintf(out, len, "%s:%s", dev, path);
+	return 0;
+}
+
+static int load_kernel(struct loader *l, const char *given, const char *args)
+{
+	char err[1024], spec[1100];
 	int fd;
+	if (canon(l, given, spec, sizeof(spec)))
+		return -1;
 	uint64_t size;
 	if (ldev_open(&l->devs, spec, currdev(l), l->mem_size, &fd, &size, err, sizeof(err)))
 		return fail(l, "%s", err);
@@ -255,10 +267,12 @@ static int load_kernel(struct loader *l, const char *spec, const char *args)
 	return 0;
 }
 
-static int load_file(struct loader *l, const char *spec, const char *type, const char *args)
+static int load_file(struct loader *l, const char *given, const char *type, const char *args)
 {
-	char err[1024];
+	char err[1024], spec[1100];
 	int fd;
+	if (canon(l, given, spec, sizeof(spec)))
+		return -1;
 	uint64_t size;
 	if (ldev_open(&l->devs, spec, currdev(l), l->mem_size, &fd, &size, err, sizeof(err)))
 		return fail(l, "%s", err);
