@@ -31,9 +31,16 @@ static void usage(FILE *f)
 		   "                 [-h host-path] [-l loader] [-m mem-size] vmname\n");
 }
 
+static struct loader l;
+static const char **env;
+
+/* Bad input: one line, exit 4, whatever was opened closed again. */
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
 {
+	ldevs_free(&l.devs);
+	free(env);
+	env = NULL;
 	va_list ap;
 	va_start(ap, fmt);
 	fprintf(stderr, "khyveload: ");
@@ -45,9 +52,9 @@ static int usage_error(const char *fmt, ...)
 
 int main(int argc, char **argv)
 {
-	static struct loader l;
 	const char *cons = NULL, *host = NULL, *disks[LDEV_MAX_DISKS];
-	const char **env = calloc((size_t)argc, sizeof(*env));
+	ldevs_init(&l.devs);
+	env = calloc((size_t)argc, sizeof(*env));
 	unsigned ndisks = 0, nenv = 0;
 	uint64_t mem = 256ULL << 20; /* bhyveload's default */
 	int opt;
@@ -101,7 +108,6 @@ int main(int argc, char **argv)
 	char err[1024];
 
 	/* Everything that can be checked before the VM exists is. */
-	ldevs_init(&l.devs);
 	if (host && ldevs_set_host(&l.devs, host, err, sizeof(err)))
 		return usage_error("-h %s", err);
 	for (unsigned i = 0; i < ndisks; i++)
@@ -117,8 +123,11 @@ int main(int argc, char **argv)
 	bool tty = isatty(in);
 
 	struct target *t;
-	if (target_open(name, &t, err, sizeof(err)))
+	if (target_open(name, &t, err, sizeof(err))) {
+		if (cons)
+			close(in);
 		return usage_error("%s", err);
+	}
 
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigemptyset(&sa.sa_mask);
@@ -153,5 +162,7 @@ int main(int argc, char **argv)
 	loader_free(&l);
 	ldevs_free(&l.devs);
 	free(env);
+	if (cons)
+		close(in);
 	return status;
 }
