@@ -264,8 +264,14 @@ static void expand_path(struct ctx *x, const char *in, char *out, size_t len)
 	expand(x, in, tmp, sizeof(tmp));
 	const char *p = tmp;
 	if (*p == '(') {
-		const char *q = strchr(p, ')');
-		if (q)
+		int depth = 0;
+		const char *q = p;
+		for (; *q; q++) {
+			depth += *q == '(' ? 1 : *q == ')' ? -1 : 0;
+			if (!depth)
+				break;
+		}
+		if (*q)
 			p = q + 1;
 	}
 	snprintf(out, len, "%s", p);
@@ -326,8 +332,10 @@ static void menu(struct ctx *x, size_t *i, bool active, const struct cmd *c, boo
 {
 	char title[GRUB_TITLE_MAX] = "", id[GRUB_TITLE_MAX] = "";
 	for (unsigned k = 1; k < c->nw; k++) {
-		const char *w = c->w[k];
-		char tmp[GRUB_TITLE_MAX];
+		char w[GRUB_TITLE_MAX];
+		expand(x, c->w[k], w, sizeof(w));
+		if (!w[0])
+			continue; /* an unquoted expansion to nothing is no word */
 		if (!strcmp(w, "--id") && k + 1 < c->nw) {
 			expand(x, c->w[++k], id, sizeof(id));
 		} else if (!strncmp(w, "--", 2)) {
@@ -336,8 +344,7 @@ static void menu(struct ctx *x, size_t *i, bool active, const struct cmd *c, boo
 			     !strcmp(w, "--hotkey")) && k + 1 < c->nw)
 				k++;
 		} else if (!title[0]) {
-			expand(x, w, tmp, sizeof(tmp));
-			snprintf(title, sizeof(title), "%s", tmp);
+			snprintf(title, sizeof(title), "%s", w);
 		}
 	}
 	/* The block follows: "{" (the lexer made it a command of its own). */
@@ -415,6 +422,14 @@ static enum stop run(struct ctx *x, size_t *i, bool active, struct entry *e, con
 				return STOP_EOF;
 		} else if (!strcmp(w, "menuentry") || !strcmp(w, "submenu")) {
 			menu(x, i, active, c, w[0] == 's', prefix, tprefix, iprefix, counter, depth);
+		} else if (active && c->nw == 1 && strchr(w, '=') && w[0] != '=') {
+			/* "name=value" alone is an assignment too. */
+			char name[128], value[GRUB_ARGS_MAX];
+			const char *eq = strchr(w, '=');
+			snprintf(name, sizeof(name), "%.*s", (int)(eq - w), w);
+			expand(x, eq + 1, value, sizeof(value));
+			if (strcmp(name, "menuentry_id_option"))
+				var_set(x, name, value);
 		} else if (!strcmp(w, "set") && active) {
 			for (unsigned k = 1; k < c->nw; k++) {
 				char *eq = strchr(c->w[k], '=');
@@ -423,7 +438,8 @@ static enum stop run(struct ctx *x, size_t *i, bool active, struct entry *e, con
 				char name[128], value[GRUB_ARGS_MAX];
 				snprintf(name, sizeof(name), "%.*s", (int)(eq - c->w[k]), c->w[k]);
 				expand(x, eq + 1, value, sizeof(value));
-				var_set(x, name, value);
+				if (strcmp(name, "menuentry_id_option"))
+					var_set(x, name, value);
 			}
 		} else if (e && (!strcmp(w, "linux") || !strcmp(w, "linux16") ||
 				 !strcmp(w, "linuxefi"))) {
@@ -477,6 +493,9 @@ int grub_default_entry(const char *text, size_t len, struct grub_boot *out, char
 		ctx_free(&x);
 		return r == -E2BIG ? -EINVAL : r;
 	}
+	/* Debian's grub.cfg picks "--id" or "" by a feature test; every
+	 * GRUB that writes such a file has the option. */
+	var_set(&x, "menuentry_id_option", "--id");
 	size_t i = 0;
 	unsigned counter = 0;
 	run(&x, &i, true, NULL, "", "", "", &counter, 0);
