@@ -627,9 +627,10 @@ static int plan_load(struct loader *l, struct plan *p)
 				l->cmdline_set = true;
 		}
 	loader_printf(l, "Loading %s\n", p->what);
-	/* An explicit cmdline (set, -e) wins over the configuration's. */
+	/* An explicit cmdline (set, -e) wins over the configuration's, but
+	 * not over the one-shot request's own. */
 	const char *args = p->has_args ? p->args : NULL;
-	if (args && l->cmdline_set)
+	if (args && l->cmdline_set && !p->nb_text)
 		args = NULL;
 	kload_clear(&l->set);
 	if (load_kernel(l, p->kernel, args))
