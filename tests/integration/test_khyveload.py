@@ -532,3 +532,55 @@ def test_sigterm_leaves_nothing(host, env):
     c.kill(signal.SIGTERM)
     assert ended(c) == 4
     nothing_left(env)
+
+
+# ---- FreeBSD kernels (with boot/freebsd.h and src/ctl in the tree) ----
+
+FBSDMETA = os.path.join(BUILD, "tests", "guests", "fbsdmeta")
+FBSDMOD = os.path.join(BUILD, "tests", "guests", "fbsdmod.ko")
+
+
+@pytest.mark.skipif(not (RUNS_PREPARED and os.path.exists(FBSDMETA)),
+                    reason="needs the FreeBSD loader (boot/freebsd.h) and named VMs (src/ctl)")
+def test_freebsd_kernel_from_host0(tmp_path, env):
+    """The article's steps: a kernel and module installed into a host
+    directory, loaded at the prompt with a kenv setting, -s, then run by
+    khyve NAME; the fbsdmeta guest reports its metadata."""
+    h = tmp_path / "host"
+    (h / "boot" / "kernel").mkdir(parents=True)
+    shutil.copy(FBSDMETA, h / "boot" / "kernel" / "kernel")
+    shutil.copy(FBSDMOD, h / "boot" / "kernel" / "fbsdmod.ko")
+    (h / "boot" / "md.img").write_bytes(b"md image\n" * 300)
+    c = session(["-m", "128M", "-h", str(h), "-e", "autoboot_delay=NO"], env)
+    c.expect("OK ")
+    c.sendline("load host0:/boot/kernel/kernel -s")
+    c.expect("FreeBSD ELF")
+    c.sendline("load fbsdmod")
+    c.expect("host0:/boot/kernel/fbsdmod.ko module")
+    c.sendline("load -t md_image /boot/md.img")
+    c.expect("md_image")
+    c.sendline("set hint.uart.1.flags=0x80")
+    c.sendline("boot")
+    c.expect("ready")
+    assert ended(c) == 0
+    out = run_prepared(env)
+    assert "FBSDMETA: kenv hint.uart.1.flags=0x80" in out
+    assert "FBSDMETA: kernel name=/boot/kernel/kernel type=elf kernel" in out and "args=-s" in out
+    assert "file name=/boot/kernel/fbsdmod.ko type=elf obj module" in out
+    assert "file name=/boot/md.img type=md_image" in out
+    assert re.search(r"howto=0x[0-9a-f]*[2367abef]\b", out)  # RB_SINGLE (0x2)
+
+
+@pytest.mark.skipif(not (RUNS_PREPARED and os.path.exists(FBSDMETA)),
+                    reason="needs the FreeBSD loader (boot/freebsd.h) and named VMs (src/ctl)")
+def test_freebsd_loader_conf_autoboot(tmp_path, env):
+    h = tmp_path / "host"
+    (h / "boot" / "kernel").mkdir(parents=True)
+    shutil.copy(FBSDMETA, h / "boot" / "kernel" / "kernel")
+    shutil.copy(FBSDMOD, h / "boot" / "kernel" / "fbsdmod.ko")
+    (h / "boot" / "loader.conf").write_text('fbsdmod_load="YES"\nhint.uart.1.flags="0x80"\n')
+    r = load(["-m", "128M", "-h", str(h)], "autoboot\n", env)
+    assert r.status == 0, r
+    out = run_prepared(env)
+    assert "FBSDMETA: kenv hint.uart.1.flags=0x80" in out
+    assert "file name=/boot/kernel/fbsdmod.ko type=elf obj module" in out
