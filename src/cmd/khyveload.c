@@ -87,9 +87,9 @@ int main(int argc, char **argv)
 					   "can be used", optarg);
 		case 'm': {
 			int r = parse_mem_size(optarg, &mem);
-			if (r || mem < (16ULL << 20))
-				return usage_error("-m %s: not a memory size of 16M or more (e.g. 512M, 2G)",
-						   optarg);
+			if (r || mem < (16ULL << 20) || mem % 4096)
+				return usage_error("-m %s: not a memory size of 16M or more in whole pages "
+						   "(e.g. 512M, 2G)", optarg);
 			break;
 		}
 		case ':':

@@ -584,3 +584,27 @@ def test_freebsd_loader_conf_autoboot(tmp_path, env):
     out = run_prepared(env)
     assert "FBSDMETA: kenv hint.uart.1.flags=0x80" in out
     assert "file name=/boot/kernel/fbsdmod.ko type=elf obj module" in out
+
+
+def test_prompt_on_cons_dev(host, env):
+    """-c: the prompt on another terminal (a pty), stdin left alone."""
+    import pexpect.fdpexpect
+    master, slave = os.openpty()
+    try:
+        p = subprocess.Popen([KHYVELOAD, "-m", "64M", "-h", str(host), "-e", "autoboot_delay=NO",
+                              "-c", os.ttyname(slave), "vm0"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        c = pexpect.fdpexpect.fdspawn(master, timeout=TIMEOUT, encoding="utf-8",
+                                      codec_errors="replace")
+        c.expect("OK ")
+        c.send("load /boot/vmlinuz via=cons\r")
+        c.expect("PVH ELF")
+        c.expect("OK ")
+        c.send("boot\r")
+        c.expect("ready")
+        out, err = p.communicate(timeout=TIMEOUT)
+        assert p.returncode == 0 and not out, (out, err)
+    finally:
+        os.close(slave)
+        os.close(master)
+    check_boot(env, "via=cons", [])
