@@ -604,6 +604,14 @@ int ldev_rewrite(struct ldevs *d, const char *spec, const void *data, size_t len
 		r = -EIO;
 		goto unlock;
 	}
+	/* A journal still to replay: the guest did not shut down cleanly,
+	 * and what the disk holds is not yet what it wrote. */
+	if (ext2fs_has_feature_journal_needs_recovery(fs->super)) {
+		snprintf(err, errlen, "%s: the journal needs recovery (the guest did not shut down "
+				      "cleanly), not writing %s", dev, path);
+		r = -EBUSY;
+		goto close;
+	}
 	if ((r = ext_lookup(fs, dev, path, &ino, &inode, err, errlen)))
 		goto close;
 	if (!LINUX_S_ISREG(inode.i_mode) || EXT2_I_SIZE(&inode) != len) {

@@ -467,10 +467,11 @@ static void ctx_free(struct ctx *x)
 	free(x->entries);
 }
 
-/* The entry default names: an index path, a title path or an id path. */
-static const struct entry *find_default(struct ctx *x, const char *def)
+/* The entry default names: an index path, a title path or an id path
+ * (passes: 3 for all three, 1 for index paths only). */
+static const struct entry *find_default(struct ctx *x, const char *def, int passes)
 {
-	for (int pass = 0; pass < 3; pass++)
+	for (int pass = 0; pass < passes; pass++)
 		for (unsigned k = 0; k < x->nentries; k++) {
 			const struct entry *e = &x->entries[k];
 			const char *key = pass == 0 ? e->path : pass == 1 ? e->title : e->id;
@@ -505,14 +506,15 @@ int grub_default_entry(const char *text, size_t len, struct grub_boot *out, char
 	snprintf(def, sizeof(def), "%s", var_get(&x, "default", 7));
 	if (!def[0] || !strcmp(def, "saved"))
 		snprintf(def, sizeof(def), "0");
-	const struct entry *e = find_default(&x, def);
+	const struct entry *e = find_default(&x, def, 3);
 	if (!e)
-		e = find_default(&x, "0"); /* GRUB falls back to the first */
-	/* A submenu as the default: its first entry. */
+		e = find_default(&x, "0", 1); /* GRUB falls back to the first */
+	/* A submenu as the default: its first entry, by index path only (a
+	 * title may read like any path, and a loop must not come of it). */
 	while (e && e->submenu) {
 		char first[80];
 		snprintf(first, sizeof(first), "%s>0", e->path);
-		e = find_default(&x, first);
+		e = find_default(&x, first, 1);
 	}
 	if (!e) {
 		snprintf(err, errlen, "no menu entry");
