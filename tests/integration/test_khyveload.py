@@ -608,3 +608,21 @@ def test_prompt_on_cons_dev(host, env):
         os.close(slave)
         os.close(master)
     check_boot(env, "via=cons", [])
+
+
+def test_include_read_echo_reboot_and_single(host, env):
+    """include runs a file's commands; read takes the next input line into
+    a variable; echo expands it; reboot drops what was loaded and resets
+    the environment; boot -s adds "single" to a Linux command line."""
+    (host / "boot" / "cmds.rc").write_text(
+        "# a command file\nset greeting=from-include\nload /boot/vmlinuz will=vanish\n")
+    r = load(["-m", "64M", "-h", str(host), "-e", "keep=1"],
+             "include /boot/cmds.rc\necho [$greeting] [${keep}]\nreboot\n"
+             "echo after reboot: [$greeting] [$keep]\nshow cmdline\n", env)
+    assert r.status == 4, r  # show of an unset variable is an error in a script
+    assert "[from-include] [1]" in r.stdout and "after reboot: [] [1]" in r.stdout, r
+    r = load(["-m", "64M", "-h", str(host)],
+             "read -p 'args? ' answer\nquiet x=$answer\nload /boot/vmlinuz $answer\n"
+             "boot -s\n", env)
+    assert r.status == 0, r
+    check_boot(env, "quiet x=$answer single", [])  # read takes the line as it is
