@@ -860,6 +860,9 @@ static int cmd_load(struct loader *l, int argc, char **argv)
 	}
 	if (i >= argc)
 		return fail(l, "usage: load [-t type] file [args...]");
+	for (const char *t = type; t && *t; t++)
+		if (!isalnum((unsigned char)*t) && !strchr("_.-", *t))
+			return fail(l, "load -t %s: a type is a word (initrd, module, md_image, ...)", type);
 	char args[4096];
 	join(argv, i + 1, argc, args, sizeof(args));
 	const char *a = i + 1 < argc ? args : NULL;
