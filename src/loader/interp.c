@@ -542,16 +542,17 @@ static int plan_grub(struct loader *l, const char *dev, struct plan *p)
 	return 0;
 }
 
-/* What to boot, in this order: a disk's enabled nextboot.conf, host0:'s
- * loader.conf (or kernel), each disk's grub.cfg or /vmlinuz. */
-static struct plan *plan_find(struct loader *l)
+/* What to boot, in this order: a disk's enabled nextboot.conf (when
+ * nextboot), host0:'s loader.conf (or kernel), each disk's grub.cfg or
+ * /vmlinuz. */
+static struct plan *plan_find(struct loader *l, bool nextboot)
 {
 	struct plan *p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	char names[1 + LDEV_MAX_DISKS * (PART_MAX + 1)][LDEV_NAME_MAX];
 	unsigned n = ldevs_fs_names(&l->devs, names, sizeof(names) / sizeof(names[0]));
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; nextboot && i < n; i++)
 		if (strcmp(names[i], "host0") && plan_nextboot(l, names[i], p))
 			return p;
 	if (l->devs.host_fd >= 0 && plan_loader_conf(l, p))
@@ -652,57 +653,25 @@ fail:
  * cannot be used or disabled, the regular configuration instead). */
 static int autoload(struct loader *l)
 {
-	for (int attempt = 0; attempt < 2; attempt++) {
-		struct plan *p = plan_find(l);
-		if (!p)
-			return fail(l, "nothing to boot: no grub.cfg, /vmlinuz, host0:/boot/loader.conf "
-				       "or host0:/boot/kernel/kernel found (load a kernel, then boot)");
-		bool nb = p->nb_text != NULL;
+	struct plan *p = plan_find(l, true);
+	if (p && p->nb_text) {
+		/* A one-shot that cannot be used is reported, not fatal: the
+		 * regular configuration is next. */
 		bool script = l->script;
-		/* A one-shot that fails is reported, not fatal: the regular
-		 * configuration is next. */
-		if (nb)
-			l->script = false;
+		l->script = false;
 		int r = plan_load(l, p);
 		l->script = script;
-		if (!r) {
-			plan_free(p);
-			return 0;
-		}
-		if (!nb) {
-			plan_free(p);
-			return -1;
-		}
-		/* Skip the broken one-shot on the second round. */
-		char spec[64];
-		snprintf(spec, sizeof(spec), "%s", p->nb_spec);
 		plan_free(p);
-		if (attempt == 0) {
-			struct plan *q = calloc(1, sizeof(*q));
-			if (!q)
-				return fail(l, "out of memory");
-			int ok = (l->devs.host_fd >= 0 && plan_loader_conf(l, q));
-			if (!ok) {
-				if (q->have_conf) {
-					lconf_free(&q->conf);
-					q->have_conf = false;
-				}
-				char names[1 + LDEV_MAX_DISKS * (PART_MAX + 1)][LDEV_NAME_MAX];
-				unsigned n = ldevs_fs_names(&l->devs, names, sizeof(names) / sizeof(names[0]));
-				for (unsigned i = 0; i < n && !ok; i++)
-					if (strcmp(names[i], "host0"))
-						ok = plan_grub(l, names[i], q);
-			}
-			if (!ok) {
-				plan_free(q);
-				return fail(l, "nothing to boot after the one-shot %s", spec);
-			}
-			r = plan_load(l, q);
-			plan_free(q);
-			return r;
-		}
+		if (!r)
+			return 0;
+		p = plan_find(l, false);
 	}
-	return -1;
+	if (!p)
+		return fail(l, "nothing to boot: no grub.cfg, /vmlinuz, host0:/boot/loader.conf "
+			       "or host0:/boot/kernel/kernel found (load a kernel, then boot)");
+	int r = plan_load(l, p);
+	plan_free(p);
+	return r;
 }
 
 /* ---- booting ---- */
@@ -781,7 +750,7 @@ static int do_autoboot(struct loader *l, long secs)
 	if (l->set.have_kernel) {
 		snprintf(what, sizeof(what), "%s", l->set.kernel.spec);
 	} else {
-		struct plan *p = plan_find(l);
+		struct plan *p = plan_find(l, true);
 		if (!p)
 			return fail(l, "nothing to boot: no grub.cfg, /vmlinuz, host0:/boot/loader.conf "
 				       "or host0:/boot/kernel/kernel found (load a kernel, then boot)");
@@ -987,7 +956,7 @@ static int cmd_reboot(struct loader *l, int argc, char **argv)
 		bool disabled;
 		long secs = autoboot_delay(l, &disabled);
 		if (!disabled) {
-			struct plan *p = plan_find(l);
+			struct plan *p = plan_find(l, true);
 			if (p) {
 				plan_free(p);
 				int r = do_autoboot(l, secs);
@@ -1144,7 +1113,7 @@ int loader_run(struct loader *l)
 		bool disabled;
 		long secs = autoboot_delay(l, &disabled);
 		if (!disabled) {
-			struct plan *p = plan_find(l);
+			struct plan *p = plan_find(l, true);
 			if (p) {
 				plan_free(p);
 				do_autoboot(l, secs);

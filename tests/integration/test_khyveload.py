@@ -626,3 +626,14 @@ def test_include_read_echo_reboot_and_single(host, env):
              "boot -s\n", env)
     assert r.status == 0, r
     check_boot(env, "quiet x=$answer single", [])  # read takes the line as it is
+
+
+def test_nextboot_naming_a_missing_kernel_is_not_taken(tmp_path, env):
+    root = linux_tree(tmp_path / "root", grub=GRUB_CFG,
+                      nextboot='nextboot_enable="YES"\nbootfile="host0:/boot/nothing"\n')
+    img = tmp_path / "disk.img"
+    mkfs(root, img)
+    r = load(["-m", "64M", "-d", str(img)], "boot\n", env)
+    assert r.status == 0, r
+    assert "host0:" in r.stdout and "Loading disk0:/boot/grub/grub.cfg" in r.stdout, r
+    assert entry(env)["cmdline"].endswith("which=grub quoted arg")
