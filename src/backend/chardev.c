@@ -503,18 +503,15 @@ static const char *split_log(const char *spec, size_t *backend_len)
 int chardev_open(const char *spec, struct evloop *loop, struct chardev **out, char *err,
 		 size_t errlen)
 {
-	if (errlen)
-		err[0] = '\0';
 	*out = NULL;
+	int r = chardev_check_spec(spec, err, errlen);
+	if (r)
+		return r;
 	if (!spec)
 		spec = "";
 	size_t speclen;
 	const char *log_path = split_log(spec, &speclen);
-	if (!speclen && !log_path) {
-		snprintf(err, errlen, "missing the serial backend (expected %s)", EXPECTED_BACKENDS);
-		return -EINVAL;
-	}
-	int log_fd = -1, r;
+	int log_fd = -1;
 	if (log_path && (r = open_log(log_path, &log_fd, err, errlen)))
 		return r;
 	if (speclen) {
