@@ -919,7 +919,7 @@ int freebsd_load(struct boot_ctx *c, struct elf_image *elf)
 		goto out;
 
 	/* The kenv: the caller's, and kernelname as the loader sets it. */
-	env = calloc(req->nr_env + 1, sizeof(*env));
+	env = calloc(req->nr_env + 2, sizeof(*env));
 	char kname[512];
 	if (!env) {
 		r = boot_fail(c, ENOMEM, "out of memory");
@@ -929,6 +929,10 @@ int freebsd_load(struct boot_ctx *c, struct elf_image *elf)
 	unsigned nenv = 0;
 	if (!env_get(req->env, req->nr_env, "kernelname"))
 		env[nenv++] = kname;
+	/* bhyveload sets boot_serial=1: the console is COM1. */
+	if (!env_get(req->env, req->nr_env, "boot_serial") &&
+	    !env_get(req->env, req->nr_env, "console"))
+		env[nenv++] = "boot_serial=1";
 	for (unsigned i = 0; i < req->nr_env; i++)
 		env[nenv++] = req->env[i];
 	unsigned bad = 0;
