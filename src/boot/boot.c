@@ -279,6 +279,17 @@ static int load(struct boot_ctx *c)
 					 "%s: the PVH entry note has a %zu-byte value (expected 4 or 8)",
 					 path, desc_len);
 		}
+		/* FreeBSD's PVH entry reads its first module as the loader's
+		 * metadata (MODINFOMD_MODULEP): a plain module would be taken
+		 * for it. */
+		if (req->nr_modules && freebsd_detect(c, &elf) == 1) {
+			elf_free(&elf);
+			return boot_fail(c, EINVAL,
+					 "%s: a FreeBSD kernel's PVH entry takes its first module "
+					 "for the loader's metadata; modules are loaded as "
+					 "bhyveload loads them (format auto or freebsd)",
+					 path);
+		}
 		uint64_t e = desc_len == 8 ? get_le64(desc) : get_le32(desc);
 		if (e >= BOOT_4G) {
 			elf_free(&elf);

@@ -370,8 +370,11 @@ static void test_dispatch(void)
 	CHECK_EQ(e.rip, 0xffffffff80200010ULL);
 	CHECK_EQ(load_fmt(fbsd_pvh, BOOT_FORMAT_FREEBSD, 0, 0, &e), 0);
 	CHECK(!strcmp(e.format_name, "FreeBSD ELF"));
-	CHECK_EQ(load_fmt(fbsd_pvh, BOOT_FORMAT_PVH, 1, 1, &e), 0);
+	CHECK_EQ(load_fmt(fbsd_pvh, BOOT_FORMAT_PVH, 0, 1, &e), 0);
 	CHECK(!strcmp(e.format_name, "PVH ELF"));
+	/* its PVH entry would take a module for the loader's metadata */
+	CHECK_EQ(load_fmt(fbsd_pvh, BOOT_FORMAT_PVH, 1, 0, &e), -EINVAL);
+	CHECK(strstr(err, "first module") != NULL);
 	/* FreeBSD without a PVH note */
 	const char *fbsd = tmp_file(img, make_kernel(img, 9, false));
 	CHECK_EQ(load_fmt(fbsd, BOOT_FORMAT_AUTO, 0, 0, &e), 0);
