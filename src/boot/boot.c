@@ -339,6 +339,13 @@ int boot_load_kernel(const struct guest_mem *gm, const struct boot_request *req,
 	else {
 		c->kernel.path = req->kernel_path;
 		r = load(c);
+		/* A kenv only means something to a FreeBSD kernel loaded as
+		 * bhyveload loads it (freebsd.c): say so rather than drop it. */
+		if (!r && req->nr_env && strcmp(entry->format_name, "FreeBSD ELF"))
+			r = boot_fail(c, EINVAL,
+				      "%s: a kernel environment (kenv) is only for FreeBSD kernels "
+				      "loaded as bhyveload loads them; this one is loaded as a %s",
+				      req->kernel_path, entry->format_name);
 	}
 	kfile_close(&c->kernel);
 	if (!r) {

@@ -84,6 +84,8 @@ def test_bad_freebsd_input_is_one_line_exit_4(tmp_path):
     assert "-t TYPE" in r.err and "blob" in r.err, r
     r = run_guest("fbsdmeta", "--module", guest("fbsdmeta"))
     assert r.status == 4 and "a second kernel" in r.err, r
+    r = run_guest("hello", "--kenv", "a=b")
+    assert r.status == 4 and r.err.count("\n") == 1 and "only for FreeBSD" in r.err, r
     junk = tmp_path / "kernel"
     junk.write_bytes(b"\0" * 4096)
     r = run_guest("fbsdmeta", "--boot-format", "freebsd", kernel=str(junk))

@@ -370,8 +370,11 @@ static void test_dispatch(void)
 	CHECK_EQ(e.rip, 0xffffffff80200010ULL);
 	CHECK_EQ(load_fmt(fbsd_pvh, BOOT_FORMAT_FREEBSD, 0, 0, &e), 0);
 	CHECK(!strcmp(e.format_name, "FreeBSD ELF"));
-	CHECK_EQ(load_fmt(fbsd_pvh, BOOT_FORMAT_PVH, 0, 1, &e), 0);
+	CHECK_EQ(load_fmt(fbsd_pvh, BOOT_FORMAT_PVH, 0, 0, &e), 0);
 	CHECK(!strcmp(e.format_name, "PVH ELF"));
+	/* forced PVH: a kenv would be dropped (PVH takes the command line) */
+	CHECK_EQ(load_fmt(fbsd_pvh, BOOT_FORMAT_PVH, 0, 1, &e), -EINVAL);
+	CHECK(strstr(err, "only for FreeBSD kernels loaded as bhyveload loads them; this one is loaded as a PVH ELF") != NULL);
 	/* its PVH entry would take a module for the loader's metadata */
 	CHECK_EQ(load_fmt(fbsd_pvh, BOOT_FORMAT_PVH, 1, 0, &e), -EINVAL);
 	CHECK(strstr(err, "first module") != NULL);
@@ -381,8 +384,11 @@ static void test_dispatch(void)
 	CHECK(!strcmp(e.format_name, "FreeBSD ELF"));
 	/* Not FreeBSD (OSABI 0, no ABI note): the other loaders as before */
 	const char *sysv_pvh = tmp_file(img, make_kernel(img, 0, true));
-	CHECK_EQ(load_fmt(sysv_pvh, BOOT_FORMAT_AUTO, 1, 1, &e), 0);
+	CHECK_EQ(load_fmt(sysv_pvh, BOOT_FORMAT_AUTO, 1, 0, &e), 0);
 	CHECK(!strcmp(e.format_name, "PVH ELF"));
+	/* ...which have no use for a kenv */
+	CHECK_EQ(load_fmt(sysv_pvh, BOOT_FORMAT_AUTO, 0, 1, &e), -EINVAL);
+	CHECK(strstr(err, "only for FreeBSD kernels loaded as bhyveload loads them; this one is loaded as a PVH ELF") != NULL);
 	const char *sysv = tmp_file(img, make_kernel(img, 0, false));
 	CHECK(load_fmt(sysv, BOOT_FORMAT_AUTO, 0, 0, &e) < 0);
 	CHECK_EQ(load_fmt(sysv, BOOT_FORMAT_FREEBSD, 0, 0, &e), 0); /* forced */
