@@ -498,6 +498,10 @@ void fbsd_main(const struct entry_regs *regs)
 		case MODINFO_METADATA | MD_SMAP: f->smap = m.data; f->smap_n = m.size / 20;
 			CHECK(m.size % 20 == 0, "SMAP size %u", (uint64_t)m.size); break;
 		default:
+			/* No EFI: no MODINFOMD_FW_HANDLE, no EFI memory map. */
+			CHECK(m.type != (MODINFO_METADATA | 0x000c) &&
+				      m.type != (MODINFO_METADATA | 0x1004),
+			      "an EFI record %x", (uint64_t)m.type);
 			pr("FBSDMETA: record %x size %u\n", (uint64_t)m.type, (uint64_t)m.size);
 			break;
 		}

@@ -53,6 +53,8 @@ def test_fbsdmeta_with_module_md_image_kenv_and_flags(tmp_path):
     m = re.search(r"40000010 tsc_khz=(\d+) apic_khz=(\d+)", out)
     assert m and int(m.group(1)) > 0 and int(m.group(2)) == 1000000, out
     assert "invariant_tsc=1" in out
+    # only the records bhyveload's loader writes (no EFI FW_HANDLE)
+    assert "FBSDMETA: record" not in out
 
 
 def test_fbsdmeta_plain_two_vcpus():
