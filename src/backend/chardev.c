@@ -484,32 +484,34 @@ done:
 }
 
 /* spec: BACKEND, BACKEND,log=FILE or log=FILE (output only). FILE is the
- * rest of the spec, commas and all. */
+ * rest of the spec, commas and all. Returns FILE (or NULL) and sets
+ * *backend_len to the length of BACKEND (0 when there is none). */
+static const char *split_log(const char *spec, size_t *backend_len)
+{
+	*backend_len = strlen(spec);
+	if (!strncmp(spec, "log=", 4)) {
+		*backend_len = 0;
+		return spec + 4;
+	}
+	const char *l = strstr(spec, ",log=");
+	if (!l)
+		return NULL;
+	*backend_len = (size_t)(l - spec);
+	return l + 5;
+}
+
 int chardev_open(const char *spec, struct evloop *loop, struct chardev **out, char *err,
 		 size_t errlen)
 {
-	if (errlen)
-		err[0] = '\0';
 	*out = NULL;
+	int r = chardev_check_spec(spec, err, errlen);
+	if (r)
+		return r;
 	if (!spec)
 		spec = "";
-	const char *log_path = NULL;
-	size_t speclen = strlen(spec);
-	if (!strncmp(spec, "log=", 4)) {
-		log_path = spec + 4;
-		speclen = 0;
-	} else {
-		const char *l = strstr(spec, ",log=");
-		if (l) {
-			log_path = l + 5;
-			speclen = (size_t)(l - spec);
-		}
-	}
-	if (!speclen && !log_path) {
-		snprintf(err, errlen, "missing the serial backend (expected %s)", EXPECTED_BACKENDS);
-		return -EINVAL;
-	}
-	int log_fd = -1, r;
+	size_t speclen;
+	const char *log_path = split_log(spec, &speclen);
+	int log_fd = -1;
 	if (log_path && (r = open_log(log_path, &log_fd, err, errlen)))
 		return r;
 	if (speclen) {
@@ -536,18 +538,8 @@ int chardev_check_spec(const char *spec, char *err, size_t errlen)
 		err[0] = '\0';
 	if (!spec)
 		spec = "";
-	size_t speclen = strlen(spec);
-	const char *log_path = NULL;
-	if (!strncmp(spec, "log=", 4)) {
-		log_path = spec + 4;
-		speclen = 0;
-	} else {
-		const char *l = strstr(spec, ",log=");
-		if (l) {
-			log_path = l + 5;
-			speclen = (size_t)(l - spec);
-		}
-	}
+	size_t speclen;
+	const char *log_path = split_log(spec, &speclen);
 	if (!speclen && !log_path) {
 		snprintf(err, errlen, "missing the serial backend (expected %s)", EXPECTED_BACKENDS);
 		return -EINVAL;

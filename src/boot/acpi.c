@@ -426,19 +426,24 @@ static void dsdt_pci0(struct aml *a, const struct platform_desc *d)
 	aml_resource_template(a, &r);
 	aml_free(&r);
 
-	/* _PRT: Package { Address (dev << 16 | 0xFFFF), Pin, Source 0, GSI } */
-	aml_name(a, "_PRT");
-	size_t prt = aml_package_begin(a, d->n_pci_intx);
-	for (unsigned i = 0; i < d->n_pci_intx; i++) {
-		const struct pci_intx_route *rt = &d->pci_intx[i];
-		size_t e = aml_package_begin(a, 4);
-		aml_integer(a, (uint64_t)rt->dev << 16 | 0xFFFF);
-		aml_integer(a, rt->pin);
-		aml_integer(a, 0);
-		aml_integer(a, rt->gsi);
-		aml_end(a, e);
+	/* _PRT: Package { Address (dev << 16 | 0xFFFF), Pin, Source 0, GSI }.
+	 * Only when some slot has an INTx route: an empty _PRT package is
+	 * not a routing table (FreeBSD: "_PRT: Return Package has no
+	 * elements"), and a bridge with nothing to route needs none. */
+	if (d->n_pci_intx) {
+		aml_name(a, "_PRT");
+		size_t prt = aml_package_begin(a, d->n_pci_intx);
+		for (unsigned i = 0; i < d->n_pci_intx; i++) {
+			const struct pci_intx_route *rt = &d->pci_intx[i];
+			size_t e = aml_package_begin(a, 4);
+			aml_integer(a, (uint64_t)rt->dev << 16 | 0xFFFF);
+			aml_integer(a, rt->pin);
+			aml_integer(a, 0);
+			aml_integer(a, rt->gsi);
+			aml_end(a, e);
+		}
+		aml_end(a, prt);
 	}
-	aml_end(a, prt);
 
 	/* The LPC devices, on PCI0 where their I/O ports are decoded. */
 	for (unsigned i = 0; i < 4; i++)
@@ -467,6 +472,25 @@ static void dsdt_pci0(struct aml *a, const struct platform_desc *d)
 	aml_end(a, kbd);
 
 	aml_end(a, dev);
+}
+
+/* One processor device (ACPI0007, ACPI 6.5 section 8.4) per vCPU, C000,
+ * C001, ...: its _UID is the MADT's ACPI Processor UID for that CPU (the
+ * CPU index, put_madt), which is how an OS pairs the two. Without them
+ * FreeBSD attaches no cpuN to acpi0 (and so no cpufreq, C-states or
+ * per-CPU sysctls); Linux pairs them to its CPUs the same way. The
+ * deprecated Processor () object is not used, as QEMU's DSDT no longer
+ * does. */
+static void dsdt_cpus(struct aml *a, const struct platform_desc *d)
+{
+	for (unsigned i = 0; i < d->ncpus; i++) {
+		char name[5];
+		snprintf(name, sizeof(name), "C%03X", i & 0xFFF);
+		size_t dev = aml_device_begin(a, name);
+		aml_name_string(a, "_HID", "ACPI0007");
+		aml_name_integer(a, "_UID", i);
+		aml_end(a, dev);
+	}
 }
 
 /* The DSDT's AML (without the header). Names at root scope carry no "\\"
@@ -502,6 +526,7 @@ static int build_dsdt_aml(const struct platform_desc *d, struct aml *a)
 	aml_end(a, pic);
 
 	size_t sb = aml_scope_begin(a, "_SB");
+	dsdt_cpus(a, d);
 	dsdt_pci0(a, d);
 
 	if (d->pci_ecam_base) {

@@ -158,6 +158,7 @@ static const char *format_word(enum boot_format f)
 	case BOOT_FORMAT_LINUX: return "bzImage";
 	case BOOT_FORMAT_PVH: return "PVH kernel";
 	case BOOT_FORMAT_MULTIBOOT: return "Multiboot image";
+	case BOOT_FORMAT_FREEBSD: return "FreeBSD kernel";
 	default: return "kernel";
 	}
 }
@@ -205,6 +206,8 @@ static int load(struct boot_ctx *c)
 	if (!is_elf) {
 		if (fmt == BOOT_FORMAT_PVH)
 			return boot_fail(c, ENOEXEC, "%s: not a PVH kernel: not an ELF file", path);
+		if (fmt == BOOT_FORMAT_FREEBSD)
+			return boot_fail(c, ENOEXEC, "%s: not a FreeBSD kernel: not an ELF file", path);
 		if (kludge)
 			return multiboot_load(c, &mh, NULL);
 		if (mh.found)
@@ -220,19 +223,35 @@ static int load(struct boot_ctx *c)
 	struct elf_image elf;
 	r = elf_parse(c, &c->kernel, &elf);
 	if (r) {
-		if (kludge && fmt != BOOT_FORMAT_PVH)
+		if (kludge && fmt != BOOT_FORMAT_PVH && fmt != BOOT_FORMAT_FREEBSD)
 			return multiboot_load(c, &mh, NULL);
 		return r;
 	}
 	uint8_t desc[8];
 	size_t desc_len = 0;
 	int has_pvh = 0;
-	if (fmt != BOOT_FORMAT_MULTIBOOT) {
+	if (fmt != BOOT_FORMAT_MULTIBOOT && fmt != BOOT_FORMAT_FREEBSD) {
 		has_pvh = elf_find_note(c, &c->kernel, &elf, "Xen", XEN_ELFNOTE_PHYS32_ENTRY, desc,
 					sizeof(desc), &desc_len);
 		if (has_pvh < 0) {
 			elf_free(&elf);
 			return has_pvh;
+		}
+	}
+	/* FreeBSD kernels: by PVH when they have the note and nothing PVH
+	 * cannot carry (modules, a kenv) was asked for; else as bhyveload
+	 * loads them. */
+	if (fmt == BOOT_FORMAT_AUTO || fmt == BOOT_FORMAT_FREEBSD) {
+		int fbsd = fmt == BOOT_FORMAT_FREEBSD ? 1 : freebsd_detect(c, &elf);
+		if (fbsd < 0) {
+			elf_free(&elf);
+			return fbsd;
+		}
+		if (fbsd && (fmt == BOOT_FORMAT_FREEBSD || !has_pvh || req->nr_modules ||
+			     req->nr_env)) {
+			r = freebsd_load(c, &elf);
+			elf_free(&elf);
+			return r;
 		}
 	}
 	if (fmt == BOOT_FORMAT_AUTO) {
@@ -259,6 +278,17 @@ static int load(struct boot_ctx *c)
 			return boot_fail(c, ENOEXEC,
 					 "%s: the PVH entry note has a %zu-byte value (expected 4 or 8)",
 					 path, desc_len);
+		}
+		/* FreeBSD's PVH entry reads its first module as the loader's
+		 * metadata (MODINFOMD_MODULEP): a plain module would be taken
+		 * for it. */
+		if (req->nr_modules && freebsd_detect(c, &elf) == 1) {
+			elf_free(&elf);
+			return boot_fail(c, EINVAL,
+					 "%s: a FreeBSD kernel's PVH entry takes its first module "
+					 "for the loader's metadata; modules are loaded as "
+					 "bhyveload loads them (format auto or freebsd)",
+					 path);
 		}
 		uint64_t e = desc_len == 8 ? get_le64(desc) : get_le32(desc);
 		if (e >= BOOT_4G) {
@@ -303,12 +333,19 @@ int boot_load_kernel(const struct guest_mem *gm, const struct boot_request *req,
 	else if (req->nr_modules && !req->modules)
 		r = boot_fail(c, EINVAL, "%s: %u modules but no module list", req->kernel_path,
 			      req->nr_modules);
-	else if ((unsigned)req->format > BOOT_FORMAT_MULTIBOOT)
+	else if ((unsigned)req->format > BOOT_FORMAT_FREEBSD)
 		r = boot_fail(c, EINVAL, "%s: unknown kernel format %d", req->kernel_path,
 			      (int)req->format);
 	else {
 		c->kernel.path = req->kernel_path;
 		r = load(c);
+		/* A kenv only means something to a FreeBSD kernel loaded as
+		 * bhyveload loads it (freebsd.c): say so rather than drop it. */
+		if (!r && req->nr_env && strcmp(entry->format_name, "FreeBSD ELF"))
+			r = boot_fail(c, EINVAL,
+				      "%s: a kernel environment (kenv) is only for FreeBSD kernels "
+				      "loaded as bhyveload loads them; this one is loaded as a %s",
+				      req->kernel_path, entry->format_name);
 	}
 	kfile_close(&c->kernel);
 	if (!r) {

@@ -14,6 +14,8 @@ enum boot_format {
 	BOOT_FORMAT_LINUX,     /* bzImage, 64-bit boot protocol */
 	BOOT_FORMAT_PVH,       /* ELF with XEN_ELFNOTE_PHYS32_ENTRY */
 	BOOT_FORMAT_MULTIBOOT, /* Multiboot v1: ELF32/ELF64 or a.out kludge */
+	BOOT_FORMAT_FREEBSD,   /* FreeBSD amd64 ELF kernel as bhyveload loads it
+				* (boot/freebsd.h) */
 };
 
 struct boot_module {
@@ -28,6 +30,20 @@ struct boot_request {
 	const struct boot_module *modules; /* for Linux: initrds, concatenated */
 	unsigned nr_modules;
 	uint64_t rsdp_gpa; /* 0 when the machine has no ACPI */
+	/* FreeBSD only: the kenv ("name=value" strings, a later setting of a
+	 * name wins) and the kernel's MODINFO_NAME (NULL:
+	 * /boot/kernel/kernel). The command line is the kernel's arguments
+	 * ("-s -v"): its boot flags count towards the howto. */
+	const char *const *env;
+	unsigned nr_env;
+	const char *kernel_name;
+	/* FreeBSD only: module i's MODINFO_NAME, the path the kernel knows
+	 * it by (NULL, or a NULL entry: /boot/kernel/BASENAME for an ELF
+	 * module, /boot/BASENAME for other files). A module's args may start
+	 * with "-t TYPE" (the loader's load -t: "md_image", ...); without
+	 * it, the file must be an ELF relocatable object, a kernel module;
+	 * the rest of args are its arguments. */
+	const char *const *module_names;
 	/* Optional: called with one informational line at a time (no program
 	 * name, no newline) saying what the loader decided: where each part
 	 * of the image, the modules and the boot data went, which ELF
@@ -55,7 +71,7 @@ struct boot_entry {
 	 * limit 0x67, type 11 (busy; a 64-bit TSS in long mode), as the PVH
 	 * ABI asks for TR. */
 	uint16_t code_sel, data_sel, tss_sel;
-	const char *format_name; /* "bzImage", "PVH ELF", "Multiboot" */
+	const char *format_name; /* "bzImage", "PVH ELF", "Multiboot", "FreeBSD ELF" */
 };
 
 /* Returns 0, or a negative errno with a one-line reason in err (without

@@ -193,3 +193,9 @@ int multiboot_load(struct boot_ctx *c, const struct mb_header *mh, struct elf_im
 
 /* pvh.c */
 int pvh_load(struct boot_ctx *c, struct elf_image *elf, uint32_t entry);
+
+/* freebsd.c */
+/* Whether an ELF image is a FreeBSD kernel: ELFOSABI_FREEBSD in e_ident or
+ * a "FreeBSD" ABI tag note (NT_FREEBSD_ABI_TAG). 1, 0, or -errno. */
+int freebsd_detect(struct boot_ctx *c, const struct elf_image *elf);
+int freebsd_load(struct boot_ctx *c, struct elf_image *elf);

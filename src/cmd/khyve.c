@@ -19,9 +19,12 @@
 
 #define EXIT_USAGE VM_EXIT_ERROR
 #define MAX_MODULES 16
+#define MAX_KENV 128
 
 /* Static: the strings they point to live until exit. */
 static struct boot_module modules[MAX_MODULES];
+static const char *kenv[MAX_KENV]; /* --kenv: a FreeBSD kernel's environment */
+static unsigned nkenv;
 static const char *gdb_spec; /* -g PORT or -G [w][address:]port */
 static char gdb_flag;        /* 'g' or 'G', for messages */
 
@@ -32,7 +35,8 @@ static void usage(FILE *f)
 		"             [-m memsize[K|M|G|T]] [-l comN,backend] [-s slot,emulation[,conf]]\n"
 		"             [-g port | -G [w][address:]port]\n"
 		"             [--kernel FILE [--initrd FILE]... [--append CMDLINE]\n"
-		"              [--boot-format auto|linux|pvh|multiboot]]\n"
+		"              [--kenv NAME=VALUE]...\n"
+		"              [--boot-format auto|linux|pvh|multiboot|freebsd]]\n"
 		"             [--debug-exit[=PORT]] [--dump-acpi DIR] [--verbose] vmname\n"
 		"       khyve --help | --version\n"
 		"See khyve(8).\n");
@@ -43,6 +47,7 @@ enum long_only {
 	OPT_INITRD,
 	OPT_APPEND,
 	OPT_BOOT_FORMAT,
+	OPT_KENV,
 	OPT_DEBUG_EXIT,
 	OPT_DUMP_ACPI,
 	OPT_VERBOSE,
@@ -55,6 +60,7 @@ static const struct option long_options[] = {
 	{ "module", required_argument, NULL, OPT_INITRD },
 	{ "append", required_argument, NULL, OPT_APPEND },
 	{ "boot-format", required_argument, NULL, OPT_BOOT_FORMAT },
+	{ "kenv", required_argument, NULL, OPT_KENV },
 	{ "debug-exit", optional_argument, NULL, OPT_DEBUG_EXIT },
 	{ "dump-acpi", required_argument, NULL, OPT_DUMP_ACPI },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
@@ -263,9 +269,20 @@ int main(int argc, char **argv)
 				cfg.boot.format = BOOT_FORMAT_PVH;
 			else if (!strcmp(optarg, "multiboot"))
 				cfg.boot.format = BOOT_FORMAT_MULTIBOOT;
+			else if (!strcmp(optarg, "freebsd"))
+				cfg.boot.format = BOOT_FORMAT_FREEBSD;
 			else
-				return usage_error("--boot-format: '%s' is not one of auto, linux, pvh, multiboot", optarg);
+				return usage_error("--boot-format: '%s' is not one of auto, linux, pvh, multiboot, freebsd", optarg);
 			break;
+		case OPT_KENV: {
+			const char *eq = strchr(optarg, '=');
+			if (!eq || eq == optarg)
+				return usage_error("--kenv: '%s' is not NAME=VALUE", optarg);
+			if (nkenv == MAX_KENV)
+				return usage_error("--kenv: at most %d, not more ('%s')", MAX_KENV, optarg);
+			kenv[nkenv++] = optarg;
+			break;
+		}
 		case OPT_DEBUG_EXIT: {
 			cfg.debug_exit = true;
 			if (optarg) {
@@ -316,6 +333,8 @@ int main(int argc, char **argv)
 		return usage_error("%s: nothing to boot: give --kernel FILE", cfg.vm.name);
 	cfg.boot.modules = modules;
 	cfg.boot.nr_modules = nmodules;
+	cfg.boot.env = kenv;
+	cfg.boot.nr_env = nkenv;
 	cfg.pci = pci_slots;
 	/* Everything the user gave is checked before /dev/kvm is opened: bad
 	 * input gets its own error, on a host without KVM too. */

@@ -197,16 +197,17 @@ int machine_build(const struct machine_config *cfg, struct machine **out, char *
 
 	unsigned ncpus = vm_vcpu_count(m->vm);
 	uint32_t apic_ids[TOPOLOGY_MAX_CPUS];
-	uint32_t max_apic = 0;
-	for (unsigned i = 0; i < ncpus; i++) {
+	for (unsigned i = 0; i < ncpus; i++)
 		apic_ids[i] = vm_apic_id(m->vm, i);
-		if (apic_ids[i] > max_apic)
-			max_apic = apic_ids[i];
-	}
 	struct platform_desc desc = {
 		.ncpus = ncpus,
 		.apic_ids = apic_ids,
-		.ioapic_id = (uint8_t)(max_apic + 1), /* the first ID no CPU has */
+		/* What KVM's in-kernel IOAPIC's ID register reads after reset:
+		 * the MADT and the MP table must name that ID (FreeBSD checks:
+		 * "ioapic0: MADT APIC ID 1 != hw id 0"). IOAPIC and local APIC
+		 * IDs are separate name spaces since the xAPIC, so 0 beside
+		 * CPU 0 is fine; QEMU uses 0 as well. */
+		.ioapic_id = 0,
 		.ioapic_pins = IOAPIC_PINS,
 		.ram_below_4g = gm->low_size,
 		.ram_above_4g = gm->high_size,

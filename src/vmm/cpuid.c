@@ -2,10 +2,11 @@
 
 #include <linux/kvm.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define EXTRA_ENTRIES 8
+#define EXTRA_ENTRIES 12 /* topology leaves 0xB/0x1F, 0x40000010, 0x80000007 */
 
 static struct kvm_cpuid_entry2 *find(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx)
 {
@@ -61,8 +62,57 @@ static void set_extended_topology(struct kvm_cpuid2 *c, uint32_t leaf, const str
 	add_entry(c, leaf, 2, 0, 0, 2, apic_id);
 }
 
+/* KVM's in-kernel LAPIC timer counts at 1 GHz (APIC_BUS_CYCLE_NS 1), so
+ * the "APIC bus" a guest divides down from is 1,000,000 kHz. */
+#define KVM_APIC_BUS_KHZ 1000000u
+#define LEAF_HV_BASE 0x40000000u
+#define LEAF_HV_TIMING 0x40000010u
+#define LEAF_EXT_BASE 0x80000000u
+#define LEAF_EXT_POWER 0x80000007u
+#define EXT_POWER_EDX_INVARIANT_TSC (1u << 8)
+
+/* The hypervisor timing leaf 0x40000010 (the VMware-defined leaf that
+ * Linux, FreeBSD and Firecracker/QEMU's tsc-frequency= share): EAX the
+ * TSC frequency, EBX the APIC bus frequency, both in kHz. FreeBSD's early
+ * DELAY() under PVH (xen_delay() <- start_TSC()) has no other way to learn
+ * the TSC rate before its timers are up. Leaf 0x40000000's EAX (the
+ * highest hypervisor leaf) is raised to cover it. Without a TSC rate
+ * (tsc_khz 0) or without KVM's signature leaf nothing is added. */
+static void set_timing_leaf(struct kvm_cpuid2 *c, uint32_t tsc_khz)
+{
+	struct kvm_cpuid_entry2 *base = find(c, LEAF_HV_BASE, 0);
+	if (!tsc_khz || !base)
+		return;
+	if (base->eax < LEAF_HV_TIMING)
+		base->eax = LEAF_HV_TIMING;
+	remove_leaf(c, LEAF_HV_TIMING);
+	add_entry(c, LEAF_HV_TIMING, 0, tsc_khz, KVM_APIC_BUS_KHZ, 0, 0);
+}
+
+/* Invariant TSC (CPUID 0x80000007 EDX bit 8): KVM's supported CPUID hides
+ * it unless the host TSC is invariant *and* KVM can promise it across
+ * migration; khyve never migrates a guest, and KVM keeps the guest TSC
+ * running at a constant rate (KVM_GET_TSC_KHZ, scaled when the host
+ * supports it) through host frequency changes and C-states. Guests that
+ * see it (Linux, FreeBSD) trust the TSC as a clock instead of falling
+ * back to the PM timer or HPET. */
+static void set_invariant_tsc(struct kvm_cpuid2 *c)
+{
+	struct kvm_cpuid_entry2 *ext = find(c, LEAF_EXT_BASE, 0);
+	if (!ext)
+		return; /* no extended leaves at all: not an x86-64 CPU KVM offers */
+	struct kvm_cpuid_entry2 *e = find(c, LEAF_EXT_POWER, 0);
+	if (!e) {
+		if (ext->eax < LEAF_EXT_POWER)
+			ext->eax = LEAF_EXT_POWER;
+		add_entry(c, LEAF_EXT_POWER, 0, 0, 0, 0, 0);
+		e = find(c, LEAF_EXT_POWER, 0);
+	}
+	e->edx |= EXT_POWER_EDX_INVARIANT_TSC;
+}
+
 struct kvm_cpuid2 *cpuid_for_vcpu(const struct kvm_cpuid2 *supported,
-				  const struct cpu_topology *t, unsigned index)
+				  const struct cpu_topology *t, unsigned index, uint32_t tsc_khz)
 {
 	size_t n = supported->nent + EXTRA_ENTRIES;
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
@@ -119,5 +169,7 @@ struct kvm_cpuid2 *cpuid_for_vcpu(const struct kvm_cpuid2 *supported,
 			e->ecx = (apic_id >> (tb + cb)) & 0xff;
 		}
 	}
+	set_timing_leaf(c, tsc_khz);
+	set_invariant_tsc(c);
 	return c;
 }

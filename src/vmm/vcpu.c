@@ -111,7 +111,11 @@ int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm
 		snprintf(err, errlen, "mapping vCPU %u: %s", index, strerror(e));
 		return -e;
 	}
-	struct kvm_cpuid2 *cpuid = cpuid_for_vcpu(supported, &vm->opt.topo, index);
+	/* The vCPU's TSC rate for CPUID leaf 0x40000010; 0 (leaf left out)
+	 * where KVM cannot say. */
+	int khz = ioctl(vcpu->fd, KVM_GET_TSC_KHZ, 0);
+	struct kvm_cpuid2 *cpuid =
+		cpuid_for_vcpu(supported, &vm->opt.topo, index, khz > 0 ? (uint32_t)khz : 0);
 	if (!cpuid) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;

@@ -45,13 +45,19 @@ def test_rsdp_and_root_tables(dumped):
 
 def test_madt_lists_every_vcpu(dumped):
     madt = (dumped / "APIC.dat").read_bytes()
-    ids, off = [], 44
+    ids, uids, ioapic_ids, off = [], [], [], 44
     while off < len(madt):
         kind, length = madt[off], madt[off + 1]
         if kind == 0:
+            uids.append(madt[off + 2])
             ids.append(madt[off + 3])
+        if kind == 1:
+            ioapic_ids.append(madt[off + 2])
         off += length
     assert ids == [0, 1, 2, 3]
+    assert uids == [0, 1, 2, 3]
+    # KVM's in-kernel IOAPIC reads ID 0 from its ID register (issue 10)
+    assert ioapic_ids == [0]
 
 
 @pytest.mark.skipif(shutil.which("iasl") is None, reason="acpica-tools not installed")
@@ -67,6 +73,11 @@ def test_tables_disassemble_cleanly_with_iasl(dumped, tmp_path):
     dsdt = (tmp_path / "DSDT.dsl").read_text()
     for needle in ("_S5_", "PNP0A03", "PNP0501", "PNP0B00"):
         assert needle in dsdt
+    # a processor device per vCPU, _UID as the MADT's processor UID; no
+    # empty _PRT without PCI slots (issue 10)
+    cpus = re.findall(r'Device \((C00[0-9A-F])\)\s*\{\s*Name \(_HID, "ACPI0007"', dsdt)
+    assert cpus == ["C000", "C001", "C002", "C003"], dsdt
+    assert "_PRT" not in dsdt
     # only the com ports on the command line are described
     assert dsdt.count("PNP0501") == 1
     fadt = (tmp_path / "FACP.dsl").read_text()

@@ -21,9 +21,14 @@ class Vm:
     def __init__(self, khyve, args, workdir):
         self.out_path = os.path.join(workdir, "khyve.out")
         self.err_path = os.path.join(workdir, "khyve.err")
-        self.proc = subprocess.Popen([khyve, *args], stdin=subprocess.DEVNULL,
+        # stdin is a pipe: what the scenario types reaches com1 (stdio).
+        self.proc = subprocess.Popen([khyve, *args], stdin=subprocess.PIPE,
                                      stdout=open(self.out_path, "wb"),
                                      stderr=open(self.err_path, "wb"))
+
+    def type_line(self, line):
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
 
     def text(self, which):
         with open(self.out_path if which == "out" else self.err_path, errors="replace") as f:
@@ -103,10 +108,11 @@ def scenario_linux(build, kit, workdir):
     """Debian's cloud kernel: gdb attaches while it boots, stops it, reads
     registers and kernel memory by virtual address, and detaches; once up,
     the guest prints linux_banner's address from /proc/kallsyms and gdb
-    reads the banner there; the guest then powers off."""
+    reads the banner there; once a line is typed on its console, the guest
+    powers off (no sleep: gdb may be slow to come on a busy machine)."""
     khyve = os.path.join(build, "src", "cmd", "khyve")
     port = free_port()
-    cmd = "grep -w linux_banner /proc/kallsyms; echo KALLSYMS-DONE; sleep 6"
+    cmd = "grep -w linux_banner /proc/kallsyms; echo KALLSYMS-DONE; read -r done"
     append = ("console=ttyS0 loglevel=5 khyve.cmd64=" + base64.b64encode(cmd.encode()).decode())
     vm = Vm(khyve, ["-c", "2", "-m", "512M", "-l", "com1,stdio", "-g", str(port),
                     "--kernel", os.path.join(kit, "vmlinux"),
@@ -133,6 +139,7 @@ def scenario_linux(build, kit, workdir):
     m = vm.wait_for("out", r"([0-9a-f]{16}) \w linux_banner[\s\S]*KALLSYMS-DONE", 180)
     if m:
         section("banner", gdb(port, f"x/s 0x{m.group(1)}", "info registers rip", "detach"))
+    vm.type_line("done")
     section("status", str(vm.finish(180)))
     section("console", vm.text("out"))
     section("khyve", vm.text("err"))

@@ -694,6 +694,40 @@ static void remove_dir(const char *dir)
 	rmdir(dir);
 }
 
+/* How often needle occurs in dir/name. */
+static unsigned count_in(const char *dir, const char *name, const char *needle)
+{
+	size_t len = 0;
+	uint8_t *buf = slurp(dir, name, &len);
+	unsigned n = 0;
+	size_t nl = strlen(needle);
+	for (size_t i = 0; buf && i + nl <= len; i++)
+		n += memcmp(buf + i, needle, nl) == 0;
+	free(buf);
+	return n;
+}
+
+/* The DSDT holds, for each vCPU i, Device (C00i) { _HID "ACPI0007",
+ * _UID i }, byte for byte, and the MADT gave CPU i the UID i. */
+static void check_cpu_devices(const uint8_t *dsdt, size_t len, const struct platform_desc *d)
+{
+	for (unsigned i = 0; i < d->ncpus; i++) {
+		char name[5];
+		snprintf(name, sizeof(name), "C%03X", i & 0xFFF);
+		struct aml a;
+		aml_init(&a);
+		size_t dev = aml_device_begin(&a, name);
+		aml_name_string(&a, "_HID", "ACPI0007");
+		aml_name_integer(&a, "_UID", i);
+		aml_end(&a, dev);
+		bool found = false;
+		for (size_t off = 0; !found && off + a.len <= len; off++)
+			found = memcmp(dsdt + off, a.buf, a.len) == 0;
+		CHECK(found);
+		aml_free(&a);
+	}
+}
+
 /* Dumps the tables into a temp dir; with iasl, disassembles them. */
 static void dump_check(const struct guest_mem *gm, uint64_t rsdp, const struct platform_desc *d,
 		       bool iasl)
@@ -719,6 +753,12 @@ static void dump_check(const struct guest_mem *gm, uint64_t rsdp, const struct p
 	const void *rsdp_mem = guest_mem_ptr(gm, rsdp, 36);
 	CHECK(rsdp_file && rsdp_mem && rl == 36 && !memcmp(rsdp_file, rsdp_mem, 36));
 	free(rsdp_file);
+	size_t dl = 0;
+	uint8_t *dsdt = slurp(dir, "DSDT.dat", &dl);
+	CHECK(dsdt && dl > 36);
+	if (dsdt && dl > 36)
+		check_cpu_devices(dsdt + 36, dl - 36, d);
+	free(dsdt);
 	if (!iasl)
 		goto out;
 
@@ -765,6 +805,10 @@ static void dump_check(const struct guest_mem *gm, uint64_t rsdp, const struct p
 	CHECK(grep(dir, "DSDT.dsl", "ResourceTemplate"));
 	CHECK(grep(dir, "APIC.dsl", "Processor Local APIC"));
 	CHECK(grep(dir, "FACP.dsl", "PM1A Event Block Address : 00000400"));
+	/* A processor device per vCPU, and a _PRT only when there are routes
+	 * (issue 10: FreeBSD rejects an empty one). */
+	CHECK_EQ(count_in(dir, "DSDT.dsl", "\"ACPI0007\""), d->ncpus);
+	CHECK_EQ(count_in(dir, "DSDT.dsl", "Name (_PRT,"), d->n_pci_intx ? 1 : 0);
 	if (d->com_present[0])
 		CHECK(grep(dir, "DSDT.dsl", "0x03F8"));
 

@@ -1,6 +1,7 @@
 /* A tiny unit-test harness: CHECK records failures and goes on; main
  * returns non-zero when any failed, which meson test reports. */
 #pragma once
+#include <malloc.h>
 #include <stdio.h>
 
 static int unit_failures;
@@ -25,3 +26,13 @@ static int unit_failures;
 	} while (0)
 
 #define UNIT_RESULT() (unit_failures ? (fprintf(stderr, "%d failures\n", unit_failures), 1) : 0)
+
+/* Bytes the program has allocated and not freed: from ASan's allocator in
+ * the sanitizer build (where mallinfo2 reports nothing), else glibc's. */
+extern size_t __sanitizer_get_current_allocated_bytes(void) __attribute__((weak));
+static inline size_t unit_heap_bytes(void)
+{
+	if (__sanitizer_get_current_allocated_bytes)
+		return __sanitizer_get_current_allocated_bytes();
+	return mallinfo2().uordblks;
+}

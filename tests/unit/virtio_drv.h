@@ -5,13 +5,17 @@
  * order of status bits, bad buffers) because every step is separate. */
 #pragma once
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fake_platform.h"
 #include "pci/pci.h"
 #include "pci/slots.h"
+#include "unit.h"
 #include "virtio/virtio_pci.h"
 
 #define VDRV_MAX_Q 8
@@ -156,6 +160,31 @@ static inline uint8_t vdrv_init(struct vdrv *d, uint32_t features, unsigned nq, 
 		vdrv_queue(d, q, size);
 	vdrv_set_status(d, 1 | 2 | 8 | 4);
 	return vdrv_status(d);
+}
+
+/* Defect 4's check: start() failing (no descriptor left to open) tries
+ * times, then the heap is where it was after the first try (what a first
+ * start makes once is kept). Returns the growth in bytes. */
+static inline size_t vdrv_heap_growth_of_failed_starts(struct vdrv *d, unsigned nq, uint16_t size,
+							  int tries)
+{
+	struct rlimit old;
+	getrlimit(RLIMIT_NOFILE, &old);
+	size_t before = 0;
+	for (int i = 0; i < tries; i++) {
+		if (i == 1)
+			before = unit_heap_bytes();
+		int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		close(probe);
+		struct rlimit lim = { (rlim_t)probe, old.rlim_max };
+		setrlimit(RLIMIT_NOFILE, &lim);
+		uint8_t s = vdrv_init(d, 0, nq, size);
+		setrlimit(RLIMIT_NOFILE, &old);
+		CHECK(s & VIRTIO_STATUS_NEEDS_RESET);
+		vdrv_set_status(d, 0);
+	}
+	size_t after = unit_heap_bytes();
+	return after > before ? after - before : 0;
 }
 
 struct vdrv_seg {
