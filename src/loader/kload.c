@@ -100,18 +100,12 @@ static int run_boot(const struct kload_set *s, const struct kload_file *kernel,
 		/* khyve writes the ACPI tables there when it runs the VM. */
 		.rsdp_gpa = ACPI_RSDP_GPA,
 	};
-#ifdef KHYVE_HAVE_FREEBSD_BOOT
+	/* FreeBSD kernels (boot/freebsd.h): the kenv and the names the
+	 * kernel knows its files by. */
 	req.env = nenv ? env : NULL;
 	req.nr_env = nenv;
 	req.kernel_name = dev_path(kernel->spec);
 	req.module_names = names;
-#else
-	/* TODO(merge): with boot/freebsd.h the kenv and module names go to
-	 * FreeBSD kernels here. */
-	(void)env;
-	(void)nenv;
-	(void)names;
-#endif
 	int r = boot_load_kernel(gm, &req, entry, err, errlen);
 	if (r) {
 		reword(err, errlen, kpath, kernel->spec);
