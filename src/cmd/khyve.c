@@ -360,12 +360,15 @@ int main(int argc, char **argv)
 	 * start fails); without, it must be one a loader prepared. */
 	struct ctl_entry *entry = NULL;
 	int mem_fd = -1;
-	if (ctl_vm_open(cfg.vm.name, cfg.boot.kernel_path ? CTL_OPEN_CREATE : 0, CTL_ROLE_KHYVE,
-			&vmdir, err, sizeof(err))) {
-		if (!cfg.boot.kernel_path && strstr(err, "no such VM"))
-			return usage_error("%s (nothing to boot: give --kernel FILE, or prepare it with a loader)",
-					   err);
-		return usage_error("%s", err);
+	int r = ctl_vm_open(cfg.vm.name, cfg.boot.kernel_path ? CTL_OPEN_CREATE : 0, CTL_ROLE_KHYVE,
+			    &vmdir, err, sizeof(err));
+	if (r) {
+		/* The VM's own trouble (unknown, busy): no flag to point at. */
+		if (r == -ENOENT)
+			log_error("%s (nothing to boot: give --kernel FILE, or prepare it with a loader)", err);
+		else
+			log_error("%s", err);
+		return EXIT_USAGE;
 	}
 	if (!cfg.boot.kernel_path) {
 		uint64_t file_size = 0;
@@ -373,7 +376,7 @@ int main(int argc, char **argv)
 			release_vm(false);
 			return usage_error("out of memory");
 		}
-		int r = ctl_vm_read_entry(&vmdir, entry, err, sizeof(err));
+		r = ctl_vm_read_entry(&vmdir, entry, err, sizeof(err));
 		if (r == -ENOENT) {
 			release_vm(false);
 			return usage_error("%s: nothing to boot: the VM holds no entry state (give --kernel FILE, "

@@ -1,5 +1,7 @@
 #include "ctl/entry.h"
 
+#include "ctl/proto.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -286,5 +288,69 @@ int ctl_entry_parse(const char *text, size_t len, struct ctl_entry *e, char *err
 		return bad(err, errlen, lineno, "mem, mode and rip are required");
 	if (!seen[2])
 		e->entry.rflags = 0x2;
+	return 0;
+}
+
+/* As vcpu_set_boot_entry (vmm/vcpu.c) sets them. */
+static void flat(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code64, bool db)
+{
+	*s = (struct kvm_segment){ .base = 0, .limit = 0xffffffff, .selector = sel, .type = type,
+				   .present = 1, .dpl = 0, .db = db, .s = 1, .l = code64, .g = 1 };
+}
+
+void ctl_entry_to_state(const struct ctl_entry *e, struct vcpu_state *st)
+{
+	const struct boot_entry *b = &e->entry;
+	memset(st, 0, sizeof(*st));
+	bool lm = b->mode == BOOT_CPU_LONG64;
+	flat(&st->sregs.cs, b->code_sel, 0xb, lm, !lm);
+	flat(&st->sregs.ds, b->data_sel, 0x3, false, true);
+	st->sregs.es = st->sregs.fs = st->sregs.gs = st->sregs.ss = st->sregs.ds;
+	if (b->tss_sel)
+		st->sregs.tr = (struct kvm_segment){ .limit = 0x67, .selector = b->tss_sel, .type = 0xb,
+						     .present = 1 };
+	st->sregs.gdt.base = b->gdt_base;
+	st->sregs.gdt.limit = b->gdt_limit;
+	st->sregs.cr0 = b->cr0;
+	st->sregs.cr3 = b->cr3;
+	st->sregs.cr4 = b->cr4;
+	st->sregs.efer = b->efer;
+	st->regs.rip = b->rip;
+	st->regs.rsp = b->rsp;
+	st->regs.rflags = b->rflags ? b->rflags : 0x2;
+	st->regs.rax = b->rax;
+	st->regs.rbx = b->rbx;
+	st->regs.rsi = b->rsi;
+	st->dregs.dr6 = 0xffff0ff0;
+	st->dregs.dr7 = 0x400;
+}
+
+int ctl_entry_from_state(struct ctl_entry *e, const struct vcpu_state *st, const char **what)
+{
+	struct boot_entry *b = &e->entry;
+	b->mode = st->sregs.cs.l ? BOOT_CPU_LONG64 : BOOT_CPU_PROT32;
+	b->code_sel = st->sregs.cs.selector;
+	b->data_sel = st->sregs.ds.selector;
+	b->tss_sel = st->sregs.tr.selector;
+	b->gdt_base = st->sregs.gdt.base;
+	b->gdt_limit = st->sregs.gdt.limit;
+	b->cr0 = st->sregs.cr0;
+	b->cr3 = st->sregs.cr3;
+	b->cr4 = st->sregs.cr4;
+	b->efer = st->sregs.efer;
+	b->rip = st->regs.rip;
+	b->rsp = st->regs.rsp;
+	b->rflags = st->regs.rflags;
+	b->rax = st->regs.rax;
+	b->rbx = st->regs.rbx;
+	b->rsi = st->regs.rsi;
+	/* Whatever the entry cannot hold shows as a difference. */
+	struct vcpu_state back;
+	ctl_entry_to_state(e, &back);
+	for (unsigned i = 0; i < CTL_REG_COUNT; i++)
+		if (ctl_reg_get(&back, i) != ctl_reg_get(st, i)) {
+			*what = ctl_reg_names[i];
+			return -EINVAL;
+		}
 	return 0;
 }

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "boot/boot.h"
+#include "vmm/vm.h"
 
 #define CTL_ENTRY_VERSION 1
 #define CTL_ENTRY_MAX_LOADS 32
@@ -63,3 +64,12 @@ size_t ctl_entry_format(const struct ctl_entry *e, char *buf, size_t len);
 /* Parse text (not NUL-terminated) into e. 0, or -EINVAL with the reason
  * (naming the line) in err. */
 int ctl_entry_parse(const char *text, size_t len, struct ctl_entry *e, char *err, size_t errlen);
+
+/* The boot vCPU's registers as khyve will set them from e (vmm/vcpu.c's
+ * vcpu_set_boot_entry: flat segments, every other register 0), for
+ * khyvectl on a prepared VM. */
+void ctl_entry_to_state(const struct ctl_entry *e, struct vcpu_state *st);
+/* The other way: 0, or -EINVAL when st holds something an entry state
+ * cannot say (a register other than those above, a segment that is not
+ * flat): the name of the first such register in *what. */
+int ctl_entry_from_state(struct ctl_entry *e, const struct vcpu_state *st, const char **what);

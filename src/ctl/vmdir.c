@@ -237,7 +237,9 @@ int ctl_vm_open(const char *name, unsigned flags, enum ctl_role role, struct ctl
 		goto fail;
 	}
 	struct ctl_vm_status old = { 0 };
-	read_lock_text(vm->lock_fd, &old);
+	ssize_t n = pread(vm->lock_fd, vm->stale_text, sizeof(vm->stale_text) - 1, 0);
+	vm->stale_text[n > 0 ? n : 0] = '\0';
+	parse_lock_text(vm->stale_text, &old);
 	vm->was_stale = old.pid != 0;
 	ctl_vm_describe(vm, NULL);
 	return 0;
@@ -267,7 +269,10 @@ void ctl_vm_describe(struct ctl_vm *vm, const char *lines)
 void ctl_vm_close(struct ctl_vm *vm)
 {
 	if (vm->lock_fd >= 0) {
-		write_lock_text(vm->lock_fd, "");
+		/* khyvectl looking at a stale VM leaves it stale: only a new
+		 * holder of its own (khyve, a loader) or --destroy ends that. */
+		write_lock_text(vm->lock_fd,
+				vm->role == CTL_ROLE_CTL && vm->was_stale ? vm->stale_text : "");
 		close(vm->lock_fd);
 	}
 	if (vm->dir_fd >= 0)

@@ -54,6 +54,7 @@ struct ctl_vm {
 	bool fresh;  /* this open made the directory */
 	bool was_stale; /* the last holder died holding it */
 	enum ctl_role role;
+	char stale_text[256]; /* what the dead holder left, kept by khyvectl */
 };
 
 #define CTL_OPEN_CREATE 1u /* make it when it does not exist */
