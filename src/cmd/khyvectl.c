@@ -608,9 +608,13 @@ static int console(struct target *t)
 			ssize_t n = read(fd, buf, sizeof(buf));
 			if (n <= 0)
 				break;
-			if (!write_full(STDOUT_FILENO, buf, (size_t)n) && errno != ENOTSOCK) {
-				ssize_t wr = write(STDOUT_FILENO, buf, (size_t)n);
-				(void)wr;
+			for (ssize_t off = 0; off < n;) {
+				ssize_t w = write(STDOUT_FILENO, buf + off, (size_t)(n - off));
+				if (w < 0 && errno == EINTR)
+					continue;
+				if (w <= 0)
+					break;
+				off += w;
 			}
 		}
 		if (in_open && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
