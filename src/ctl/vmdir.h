@@ -22,6 +22,22 @@
  * to boot (khyvectl --create, or khyve --kernel, which boots from fresh
  * anonymous memory and leaves the loader's files alone).
  *
+ * A loader (khyveload; tests/tools/prepare_vm does the same) prepares a VM:
+ *
+ *   struct ctl_vm vm;
+ *   ctl_vm_open(name, CTL_OPEN_CREATE, CTL_ROLE_LOADER, &vm, err, len);
+ *   struct guest_mem gm;
+ *   ctl_vm_mem_create(&vm, size, &gm, err, len);     (fresh, zeroed memory)
+ *   boot_load_kernel(&gm, &req, &entry, ...) or its own loading, writing
+ *       only through guest_mem (below 0xE0000-0xFFFFF and the EBDA, which
+ *       khyve fills with its ACPI and MP tables when it starts);
+ *   ctl_entry_init(&e, size, &entry, cmdline); ctl_entry_add_load(...);
+ *   ctl_vm_write_entry(&vm, &e, err, len);
+ *   guest_mem_destroy(&gm); ctl_vm_close(&vm);
+ *
+ * and on any failure ctl_vm_abandon(&vm), which removes a VM this open
+ * created. `khyve NAME` then runs it.
+ *
  * Everything here returns 0 or -errno with a one-line reason in err that
  * names the VM, never a flag. */
 #pragma once
