@@ -92,9 +92,15 @@ enum {
 	OPT_GET_DESC = 0x600, OPT_SET_DESC = 0x700,
 };
 
+#define NFIXED 17
+#define NGENERATED (2 * NPLAIN + 2 * NSEGS + 2 * (NSEGS + 2))
+/* Static: getopt keeps pointers into them until exit. */
+static struct option all_options[NFIXED + NGENERATED + 1];
+static char option_names[NGENERATED][24];
+
 static struct option *build_options(void)
 {
-	static const struct option fixed[] = {
+	static const struct option fixed[NFIXED] = {
 		{ "vm", required_argument, NULL, OPT_VM },
 		{ "cpu", required_argument, NULL, OPT_CPU },
 		{ "create", no_argument, NULL, OPT_CREATE },
@@ -113,33 +119,29 @@ static struct option *build_options(void)
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
 	};
-	size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
-	size_t n = nfixed + 2 * NPLAIN + 2 * NSEGS + 2 * (NSEGS + 2) + 1;
-	struct option *o = calloc(n, sizeof(*o));
-	if (!o)
-		return NULL;
+	struct option *o = all_options;
 	memcpy(o, fixed, sizeof(fixed));
-	size_t k = nfixed;
-	char name[32];
+	size_t k = NFIXED, g = 0;
+#define ADD(fmt, arg, has, val)                                                          \
+	do {                                                                             \
+		snprintf(option_names[g], sizeof(option_names[g]), fmt, arg);            \
+		o[k++] = (struct option){ option_names[g++], has, NULL, val };           \
+	} while (0)
 	for (size_t i = 0; i < NPLAIN; i++) {
-		snprintf(name, sizeof(name), "get-%s", plain_regs[i]);
-		o[k++] = (struct option){ strdup(name), no_argument, NULL, OPT_GET_PLAIN + (int)i };
-		snprintf(name, sizeof(name), "set-%s", plain_regs[i]);
-		o[k++] = (struct option){ strdup(name), required_argument, NULL, OPT_SET_PLAIN + (int)i };
+		ADD("get-%s", plain_regs[i], no_argument, OPT_GET_PLAIN + (int)i);
+		ADD("set-%s", plain_regs[i], required_argument, OPT_SET_PLAIN + (int)i);
 	}
 	for (size_t i = 0; i < NSEGS; i++) {
-		snprintf(name, sizeof(name), "get-%s", segs[i]);
-		o[k++] = (struct option){ strdup(name), no_argument, NULL, OPT_GET_SEL + (int)i };
-		snprintf(name, sizeof(name), "set-%s", segs[i]);
-		o[k++] = (struct option){ strdup(name), required_argument, NULL, OPT_SET_SEL + (int)i };
+		ADD("get-%s", segs[i], no_argument, OPT_GET_SEL + (int)i);
+		ADD("set-%s", segs[i], required_argument, OPT_SET_SEL + (int)i);
 	}
 	for (size_t i = 0; i < NSEGS + 2; i++) {
-		const char *s = i < NSEGS ? segs[i] : i == NSEGS ? "gdtr" : "idtr";
-		snprintf(name, sizeof(name), "get-desc-%s", s);
-		o[k++] = (struct option){ strdup(name), no_argument, NULL, OPT_GET_DESC + (int)i };
-		snprintf(name, sizeof(name), "set-desc-%s", s);
-		o[k++] = (struct option){ strdup(name), no_argument, NULL, OPT_SET_DESC + (int)i };
+		const char *sg = i < NSEGS ? segs[i] : i == NSEGS ? "gdtr" : "idtr";
+		ADD("get-desc-%s", sg, no_argument, OPT_GET_DESC + (int)i);
+		ADD("set-desc-%s", sg, no_argument, OPT_SET_DESC + (int)i);
 	}
+#undef ADD
+	o[k] = (struct option){ NULL, 0, NULL, 0 };
 	return o;
 }
 
