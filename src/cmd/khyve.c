@@ -372,10 +372,9 @@ int main(int argc, char **argv)
 	}
 	if (!cfg.boot.kernel_path) {
 		uint64_t file_size = 0;
-		if (!(entry = malloc(sizeof(*entry)))) {
-			release_vm(false);
-			return usage_error("out of memory");
-		}
+		/* Static: cfg.entry points into it until exit. */
+		static struct ctl_entry entry_buf;
+		entry = &entry_buf;
 		r = ctl_vm_read_entry(&vmdir, entry, err, sizeof(err));
 		if (r == -ENOENT) {
 			release_vm(false);
