@@ -74,8 +74,8 @@ def test_get_all_covers_every_vcpu(tmp_path):
         assert set(one["rip"]) == {1}
         ctl_error(["--vm=all0", "--get-rip", "--cpu=2"], "2 vCPUs")
     finally:
-        ok("--vm=all0", "--force-poweroff")
-        assert b.wait() == 1
+        ctl("--vm=all0", "--force-poweroff")
+        b.kill()
 
 
 def test_get_stats_names_kvms_statistics(tmp_path):
@@ -89,26 +89,35 @@ def test_get_stats_names_kvms_statistics(tmp_path):
         assert int(stats["exits"]) > 0, stats
         assert "halt_wakeup" in stats and "io_exits" in stats
     finally:
-        ok("--vm=stats0", "--force-poweroff")
-        assert b.wait() == 1
+        ctl("--vm=stats0", "--force-poweroff")
+        b.kill()
 
 
 def test_force_poweroff_and_force_reset(tmp_path):
     b = spinner(tmp_path, "off0")
-    ok("--vm=off0", "--force-poweroff")
-    assert b.wait() == 1
+    try:
+        ok("--vm=off0", "--force-poweroff")
+        assert b.wait() == 1
+    finally:
+        b.kill()
     assert "off0" in listing()  # still created
     b = spinner(tmp_path, "off0")
-    ok("--vm=off0", "--force-reset")
-    assert b.wait() == 0
+    try:
+        ok("--vm=off0", "--force-reset")
+        assert b.wait() == 0
+    finally:
+        b.kill()
     assert listing()["off0"]["state"] == "created"
 
 
 def test_destroy_stops_a_running_vm(tmp_path):
     b = spinner(tmp_path, "gone0")
-    ok("--vm=gone0", "--destroy")
-    assert not os.path.exists(vmdir("gone0"))
-    assert b.wait() == 1
+    try:
+        ok("--vm=gone0", "--destroy")
+        assert not os.path.exists(vmdir("gone0"))
+        assert b.wait() == 1
+    finally:
+        b.kill()
     assert "gone0" not in listing()
 
 
@@ -123,8 +132,8 @@ def test_list_shows_every_vm(tmp_path):
         assert rows["lr0"] == {"state": "running", "pid": str(b.proc.pid), "mem": "64M",
                                "cpus": "2"}
     finally:
-        ok("--vm=lr0", "--destroy")
-        assert b.wait() == 1
+        ctl("--vm=lr0", "--destroy")
+        b.kill()
 
 
 def test_registers_of_a_prepared_vm():
@@ -189,5 +198,5 @@ def test_console_of_a_stdio_port_is_refused(tmp_path):
     try:
         ctl_error(["--vm=con1", "--console"], "stdio", "nothing to attach")
     finally:
-        ok("--vm=con1", "--force-poweroff")
-        assert b.wait() == 1
+        ctl("--vm=con1", "--force-poweroff")
+        b.kill()

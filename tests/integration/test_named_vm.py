@@ -47,7 +47,11 @@ def spinner(tmp_path, name, *extra):
     """gdbtarget spinning in spin_until_released(), in the background."""
     b = Background(["-m", "64M", "-l", "com1,stdio", "--debug-exit", *extra, "--kernel",
                     guest("gdbtarget"), "--append", "spin=1", name], tmp_path)
-    b.wait_for(b.stdout, "SPIN: waiting")
+    try:
+        b.wait_for(b.stdout, "SPIN: waiting")
+    except BaseException:
+        b.kill()
+        raise
     return b
 
 
@@ -84,9 +88,10 @@ def test_a_busy_name_is_refused_with_the_holders_pid(tmp_path):
         assert_one_error(r, "busy0", "busy", f"pid {b.proc.pid}")
         ctl_error(["--vm=busy0", "--create"], "already exists")
         assert b.proc.poll() is None  # the holder runs on
-    finally:
         assert ctl("--vm=busy0", "--force-poweroff")[0] == 0
         assert b.wait() == 1
+    finally:
+        b.kill()
 
 
 def test_a_failed_start_leaves_nothing_behind(tmp_path):
@@ -162,11 +167,14 @@ def test_created_vm_has_nothing_to_boot():
 
 def test_kill9_leaves_a_stale_vm_that_destroy_removes(tmp_path):
     b = spinner(tmp_path, "stale0")
-    pid = b.proc.pid
-    assert os.path.exists(os.path.join(vmdir("stale0"), "ctl"))
-    assert listing()["stale0"]["state"] == "running"
-    b.proc.send_signal(signal.SIGKILL)
-    b.proc.wait()
+    try:
+        pid = b.proc.pid
+        assert os.path.exists(os.path.join(vmdir("stale0"), "ctl"))
+        assert listing()["stale0"]["state"] == "running"
+        b.proc.send_signal(signal.SIGKILL)
+        b.proc.wait()
+    finally:
+        b.kill()
     row = listing()["stale0"]
     assert row["state"] == "stale" and row["pid"] == str(pid), row
     # Looking at it does not make it less stale.
