@@ -37,6 +37,7 @@ static void usage(FILE *f)
 		"             [--kernel FILE [--initrd FILE]... [--append CMDLINE]\n"
 		"              [--boot-format auto|linux|pvh|multiboot]]\n"
 		"             [--debug-exit[=PORT]] [--dump-acpi DIR] [--verbose] vmname\n"
+		"       (without --kernel: boot what a loader prepared in the named VM)\n"
 		"       khyve --help | --version\n"
 		"See khyve(8).\n");
 }
