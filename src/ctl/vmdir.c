@@ -220,7 +220,16 @@ int ctl_vm_open(const char *name, unsigned flags, enum ctl_role role, struct ctl
 		snprintf(err, errlen, "%s: %s/lock: %s", name, vm->dir, strerror(errno));
 		goto fail;
 	}
-	if (flock(vm->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+	/* A look by ctl_vm_status (khyvectl --list) holds a shared lock for
+	 * a moment: only a lock still held after a while is a holder. */
+	int locked;
+	for (int tries = 0;; tries++) {
+		locked = flock(vm->lock_fd, LOCK_EX | LOCK_NB);
+		if (locked == 0 || errno != EWOULDBLOCK || tries == 50)
+			break;
+		usleep(2000);
+	}
+	if (locked < 0) {
 		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		if (r == -EBUSY)
 			busy_error(vm->lock_fd, name, err, errlen);
