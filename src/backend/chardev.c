@@ -59,7 +59,18 @@ struct chardev {
 	bool out_not_socket;      /* send(MSG_NOSIGNAL) failed with ENOTSOCK */
 	int log_fd;               /* a copy of all output; -1: none */
 	bool log_failed;
+	char where[128];          /* chardev_where */
 };
+
+const char *chardev_where(const struct chardev *chr)
+{
+	return chr->where;
+}
+
+void chardev_set_where(struct chardev *chr, const char *where)
+{
+	snprintf(chr->where, sizeof(chr->where), "%s", where);
+}
 
 /* ---- input ---- */
 

@@ -34,6 +34,9 @@ void chardev_resume_input(struct chardev *chr);
 /* Hand bytes to the device as if they had been typed (dropped when it has
  * no room). Call on the event-loop thread. */
 void chardev_inject_input(struct chardev *chr, const uint8_t *buf, size_t len);
+/* Where the other end can be reached, for khyvectl --console: "pty:/dev/pts/N",
+ * "tcp:ADDRESS:PORT", "stdio", or "" when nowhere (a log file only). */
+const char *chardev_where(const struct chardev *chr);
 /* Output never blocks the caller for long; bytes may be dropped if the
  * other side does not read (a detached pty). */
 ssize_t chardev_write(struct chardev *chr, const void *buf, size_t len);

@@ -33,6 +33,9 @@ int chardev_fd_new(struct evloop *loop, const struct chardev_fd_config *cfg,
  * loop thread (or with the loop stopped). */
 void chardev_fd_replace(struct chardev *chr, int in_fd, int out_fd, bool own);
 
+/* Set what chardev_where says. */
+void chardev_set_where(struct chardev *chr, const char *where);
+
 /* Also write everything the device sends to log_fd (owned from now on). */
 void chardev_set_log(struct chardev *chr, int log_fd);
 

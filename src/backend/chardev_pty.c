@@ -204,6 +204,9 @@ int chardev_pty_open(const char *args, struct evloop *loop, struct chardev **out
 		snprintf(err, errlen, "%s", strerror(-r));
 		return r;
 	}
+	char where[80];
+	snprintf(where, sizeof(where), "pty:%s", p->pts);
+	chardev_set_where(*out, where);
 	log_info("serial port on %s (%s)", p->pts, path);
 	return 0;
 fail:

@@ -97,5 +97,6 @@ int chardev_stdio_open(const char *args, struct evloop *loop, struct chardev **o
 		snprintf(err, errlen, "stdio: %s", strerror(-r));
 		return r;
 	}
+	chardev_set_where(*out, "stdio");
 	return 0;
 }

@@ -101,6 +101,9 @@ int chardev_tcp_open(const char *args, struct evloop *loop, struct chardev **out
 		return r;
 	}
 	*out = t->chr;
+	char where[96];
+	snprintf(where, sizeof(where), "tcp:%s", t->where);
+	chardev_set_where(t->chr, where);
 	log_info("serial port listening on %s", t->where);
 	return 0;
 }

@@ -1,5 +1,7 @@
 #include "backend/disk.h"
 
+#include "ctl/vmdir.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -11,20 +13,6 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-const char *khyve_rundir(char *buf, size_t len)
-{
-	const char *env = getenv("KHYVE_RUNDIR");
-	if (env && *env)
-		snprintf(buf, len, "%s", env);
-	else if (geteuid() == 0)
-		snprintf(buf, len, "/run/khyve");
-	else if ((env = getenv("XDG_RUNTIME_DIR")) && *env)
-		snprintf(buf, len, "%s/khyve", env);
-	else
-		snprintf(buf, len, "/tmp/khyve-%u", (unsigned)geteuid());
-	return buf;
-}
 
 static int mkdirs(const char *path)
 {
@@ -47,7 +35,7 @@ static int mkdirs(const char *path)
 static void note_dir(const struct stat *st, char *buf, size_t len)
 {
 	char dir[400];
-	khyve_rundir(dir, sizeof(dir));
+	ctl_rundir(dir, sizeof(dir));
 	if (S_ISBLK(st->st_mode))
 		snprintf(buf, len, "%s/locks/blk-%llx", dir, (unsigned long long)st->st_rdev);
 	else

@@ -37,6 +37,3 @@ struct disk {
 int disk_open(const struct disk_options *o, const char *vm_name, struct disk **out, char *err,
 	      size_t errlen);
 void disk_close(struct disk *d);
-
-/* The directory for khyve's runtime files (not created). */
-const char *khyve_rundir(char *buf, size_t len);

@@ -11,6 +11,9 @@
 
 #include "backend/chardev.h"
 #include "backend/listen.h"
+#include "ctl/entry.h"
+#include "ctl/server.h"
+#include "ctl/vmdir.h"
 #include "debug/gdb_stub.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -31,13 +34,14 @@ static char gdb_flag;        /* 'g' or 'G', for messages */
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: khyve [-AHPSuw] [-c [[cpus=]n][,sockets=n][,cores=n][,threads=n]]\n"
+		"usage: khyve [-ADHPSuw] [-c [[cpus=]n][,sockets=n][,cores=n][,threads=n]]\n"
 		"             [-m memsize[K|M|G|T]] [-l comN,backend] [-s slot,emulation[,conf]]\n"
 		"             [-g port | -G [w][address:]port]\n"
 		"             [--kernel FILE [--initrd FILE]... [--append CMDLINE]\n"
 		"              [--kenv NAME=VALUE]...\n"
 		"              [--boot-format auto|linux|pvh|multiboot|freebsd]]\n"
 		"             [--debug-exit[=PORT]] [--dump-acpi DIR] [--verbose] vmname\n"
+		"       (without --kernel: boot what a loader prepared in the named VM)\n"
 		"       khyve --help | --version\n"
 		"See khyve(8).\n");
 }
@@ -144,7 +148,7 @@ static int check_args(const struct machine_config *cfg, unsigned nmodules)
 		if (tcp_check_spec(addr, err, sizeof(err)))
 			return usage_error("-%c %s: %s", gdb_flag, gdb_spec, err);
 	}
-	if (check_input_file("--kernel", cfg->boot.kernel_path))
+	if (cfg->boot.kernel_path && check_input_file("--kernel", cfg->boot.kernel_path))
 		return EXIT_USAGE;
 	for (unsigned i = 0; i < nmodules; i++)
 		if (check_input_file("--initrd", modules[i].path))
@@ -182,6 +186,33 @@ static void print_exit_stats(struct machine *m)
 		 (unsigned long long)(guest / 4096), (unsigned long long)(guest / 1024), hwm);
 }
 
+/* The named VM this khyve holds (ctl/vmdir.h). */
+static bool started; /* the vCPUs ran */
+static struct ctl_vm vmdir = { .dir_fd = -1, .lock_fd = -1 };
+static bool destroy_on_poweroff; /* -D */
+static bool destroy_requested;   /* khyvectl --destroy */
+
+static void on_destroy(void *opaque)
+{
+	(void)opaque;
+	destroy_requested = true;
+}
+
+/* Let the VM go: removed when asked, or when this khyve made it and
+ * failed to start (a failed start leaves nothing behind). */
+static void release_vm(bool remove)
+{
+	char err[512];
+	if (vmdir.lock_fd < 0)
+		return;
+	if (remove && ctl_vm_remove(&vmdir, err, sizeof(err)))
+		log_error("%s", err);
+	else if (!remove && !started)
+		ctl_vm_abandon(&vmdir);
+	else
+		ctl_vm_close(&vmdir);
+}
+
 int main(int argc, char **argv)
 {
 	log_set_program("khyve");
@@ -198,13 +229,17 @@ int main(int argc, char **argv)
 	char err[512];
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, ":AHPSuwhc:m:l:s:g:G:", long_options, NULL)) != -1) {
+	bool mem_given = false;
+	while ((opt = getopt_long(argc, argv, ":ADHPSuwhc:m:l:s:g:G:", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'A': /* ACPI tables are always generated */
 		case 'H': /* HLT is handled by KVM in the kernel */
 		case 'P': /* PAUSE likewise */
 		case 'w': /* unknown MSRs are KVM's business */
 		case 'S':
+			break;
+		case 'D':
+			destroy_on_poweroff = true;
 			break;
 		case 'u':
 			cfg.rtc_localtime = false;
@@ -219,6 +254,7 @@ int main(int argc, char **argv)
 				return usage_error(r == -ERANGE ? "-m: '%s' is too large"
 								: "-m: '%s' is not a size (e.g. 512M, 2G)",
 						   optarg);
+			mem_given = true;
 			break;
 		}
 		case 'l':
@@ -325,12 +361,10 @@ int main(int argc, char **argv)
 	if (optind + 1 < argc)
 		return usage_error("unexpected argument '%s' after the VM name", argv[optind + 1]);
 	cfg.vm.name = argv[optind];
-	if (!cfg.vm.name[0] || strlen(cfg.vm.name) > 64 || strchr(cfg.vm.name, '/') ||
-	    cfg.vm.name[0] == '.')
-		return usage_error("'%s' is not a valid VM name (1-64 characters, no '/', not starting with '.')",
-				   cfg.vm.name);
-	if (!cfg.boot.kernel_path)
-		return usage_error("%s: nothing to boot: give --kernel FILE", cfg.vm.name);
+	if (ctl_check_name(cfg.vm.name, err, sizeof(err)))
+		return usage_error("%s", err);
+	if (!cfg.boot.kernel_path && (nmodules || cfg.boot.cmdline))
+		return usage_error("%s: --initrd and --append need --kernel", cfg.vm.name);
 	cfg.boot.modules = modules;
 	cfg.boot.nr_modules = nmodules;
 	cfg.boot.env = kenv;
@@ -341,17 +375,98 @@ int main(int argc, char **argv)
 	if (check_args(&cfg, nmodules))
 		return EXIT_USAGE;
 
+	/* The named VM (ctl/vmdir.h): held for as long as this khyve runs.
+	 * With --kernel it is created when missing (and removed again if the
+	 * start fails); without, it must be one a loader prepared. */
+	struct ctl_entry *entry = NULL;
+	int mem_fd = -1;
+	int r = ctl_vm_open(cfg.vm.name, cfg.boot.kernel_path ? CTL_OPEN_CREATE : 0, CTL_ROLE_KHYVE,
+			    &vmdir, err, sizeof(err));
+	if (r) {
+		/* The VM's own trouble (unknown, busy): no flag to point at. */
+		if (r == -ENOENT)
+			log_error("%s (nothing to boot: give --kernel FILE, or prepare it with a loader)", err);
+		else
+			log_error("%s", err);
+		return EXIT_USAGE;
+	}
+	if (!cfg.boot.kernel_path) {
+		uint64_t file_size = 0;
+		/* Static: cfg.entry points into it until exit. */
+		static struct ctl_entry entry_buf;
+		entry = &entry_buf;
+		r = ctl_vm_read_entry(&vmdir, entry, err, sizeof(err));
+		if (r == -ENOENT) {
+			release_vm(false);
+			return usage_error("%s: nothing to boot: the VM holds no entry state (give --kernel FILE, "
+					   "or prepare it with a loader)", cfg.vm.name);
+		}
+		if (!r)
+			r = ctl_vm_mem_open(&vmdir, &mem_fd, &file_size, err, sizeof(err));
+		if (!r && file_size != entry->mem_size) {
+			snprintf(err, sizeof(err), "%s: the memory file holds %llu bytes, the entry state says %llu",
+				 cfg.vm.name, (unsigned long long)file_size,
+				 (unsigned long long)entry->mem_size);
+			r = -EINVAL;
+		}
+		if (!r && mem_given && cfg.vm.mem_size != entry->mem_size) {
+			snprintf(err, sizeof(err), "-m: %s was prepared with %llu MiB of memory, not %llu MiB",
+				 cfg.vm.name, (unsigned long long)(entry->mem_size >> 20),
+				 (unsigned long long)(cfg.vm.mem_size >> 20));
+			r = -EINVAL;
+		}
+		if (r) {
+			release_vm(false);
+			return usage_error("%s", err);
+		}
+		cfg.vm.mem_size = entry->mem_size;
+		cfg.vm.mem_from_fd = true;
+		cfg.vm.mem_fd = mem_fd;
+		cfg.entry = &entry->entry;
+		if (cfg.boot.inform)
+			log_info("%s: booting the prepared %s at rip 0x%llx (%s)", cfg.vm.name,
+				 entry->format[0] ? entry->format : "kernel",
+				 (unsigned long long)entry->entry.rip,
+				 entry->entry.mode == BOOT_CPU_LONG64 ? "long mode" : "32-bit protected mode");
+	}
+
 	struct machine *m;
 	if (machine_build(&cfg, &m, err, sizeof(err))) {
 		log_error("%s", err);
+		release_vm(false);
 		return VM_EXIT_ERROR;
 	}
+	if (mem_fd >= 0)
+		close(mem_fd); /* mapped */
 	struct gdb_stub *gdb = NULL;
 	if (gdb_spec && gdb_stub_create(machine_vm(m), gdb_spec, &gdb, err, sizeof(err))) {
 		log_error("-%c %s: %s", gdb_flag, gdb_spec, err);
 		machine_destroy(m);
+		release_vm(false);
 		return VM_EXIT_ERROR;
 	}
+	struct ctl_server_config scfg = {
+		.vm = machine_vm(m), .dir = &vmdir, .on_destroy = on_destroy,
+	};
+	for (int i = 0; i < MACHINE_COM_PORTS && i < 4; i++) {
+		scfg.com_name[i] = machine_com_ports[i].name;
+		scfg.com_where[i] = machine_com_where(m, i);
+	}
+	struct ctl_server *ctl = NULL;
+	if (ctl_server_start(&scfg, &ctl, err, sizeof(err))) {
+		log_error("%s", err);
+		gdb_stub_destroy(gdb);
+		machine_destroy(m);
+		release_vm(false);
+		return VM_EXIT_ERROR;
+	}
+	{
+		char lines[128];
+		snprintf(lines, sizeof(lines), "cpus=%u\nmem=%llu\n", vm_vcpu_count(machine_vm(m)),
+			 (unsigned long long)cfg.vm.mem_size);
+		ctl_vm_describe(&vmdir, lines);
+	}
+	started = true;
 	int status = machine_run(m);
 	gdb_stub_vm_exited(gdb, status);
 	const char *why = machine_exit_reason(m);
@@ -362,6 +477,10 @@ int main(int argc, char **argv)
 		log_debug("%s: %s", cfg.vm.name, why);
 	if (getenv("KHYVE_EXIT_STATS"))
 		print_exit_stats(m);
+	ctl_server_stop(ctl);
+	/* The VM stays created (as bhyve's does) unless it was destroyed
+	 * through the control socket, or powered off with -D. */
+	release_vm(destroy_requested || (destroy_on_poweroff && status == VM_EXIT_POWEROFF));
 	/* Exit at once; the VM's teardown goes on in a helper process. */
 	machine_detach(m);
 	exit(status);

@@ -239,6 +239,8 @@ int machine_build(const struct machine_config *cfg, struct machine **out, char *
 		if ((r = vm_set_boot_entry(m->vm, &entry, err, errlen)))
 			goto fail;
 	}
+	if (cfg->entry && (r = vm_set_boot_entry(m->vm, cfg->entry, err, errlen)))
+		goto fail;
 	vm_set_signal_handler(m->vm, on_host_signal, m);
 	*out = m;
 	return 0;
@@ -250,6 +252,13 @@ fail:
 int machine_run(struct machine *m) { return vm_run(m->vm); }
 
 struct vm *machine_vm(struct machine *m) { return m->vm; }
+
+const char *machine_com_where(struct machine *m, int i)
+{
+	if (i < 0 || i >= MACHINE_COM_PORTS || !m->com_backend[i])
+		return NULL;
+	return chardev_where(m->com_backend[i]);
+}
 
 void machine_detach(struct machine *m) { vm_detach(m->vm); }
 

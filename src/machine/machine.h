@@ -22,6 +22,9 @@ struct machine_config {
 	uint16_t debug_exit_port;
 	bool rtc_localtime;
 	struct boot_request boot;
+	/* Start the boot vCPU here instead of loading boot.kernel_path: a
+	 * named VM a loader prepared (its memory comes with vm.mem_fd). */
+	const struct boot_entry *entry;
 	const char *dump_acpi_dir; /* write the ACPI tables there */
 	const struct machine_slots *pci; /* machine/slots.h; NULL: no PCI bus */
 };
@@ -45,4 +48,7 @@ int machine_wakeup(struct machine *m);
 /* Whether the guest is suspended to RAM now. */
 bool machine_suspended(struct machine *m);
 struct vm *machine_vm(struct machine *m);
+/* Where machine_com_ports[i]'s backend can be reached (chardev_where), or
+ * NULL when the port is absent. */
+const char *machine_com_where(struct machine *m, int i);
 void machine_destroy(struct machine *m);

@@ -4,15 +4,24 @@
 #include <string.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
-int guest_mem_create(struct guest_mem *gm, uint64_t size)
+static int map_ram(struct guest_mem *gm, uint64_t size, int fd, bool shared)
 {
 	memset(gm, 0, sizeof(*gm));
 	if (size < GUEST_MEM_MIN || (size & 0xFFF))
 		return -EINVAL;
+	if (fd >= 0) {
+		struct stat st;
+		if (fstat(fd, &st) < 0)
+			return -errno;
+		if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < size)
+			return -EINVAL;
+	}
 	/* NORESERVE: only pages the guest touches cost the host anything. */
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	int flags = (shared ? MAP_SHARED : MAP_PRIVATE | MAP_NORESERVE) |
+		    (fd < 0 ? MAP_ANONYMOUS : 0);
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, fd, 0);
 	if (p == MAP_FAILED)
 		return -errno;
 	/* Core dumps and child processes (helpers, the teardown process) never
@@ -24,6 +33,18 @@ int guest_mem_create(struct guest_mem *gm, uint64_t size)
 	gm->low_size = size < GUEST_LOWMEM_LIMIT ? size : GUEST_LOWMEM_LIMIT;
 	gm->high_size = size - gm->low_size;
 	return 0;
+}
+
+int guest_mem_create(struct guest_mem *gm, uint64_t size)
+{
+	return map_ram(gm, size, -1, false);
+}
+
+int guest_mem_create_from_fd(struct guest_mem *gm, uint64_t size, int fd, bool shared)
+{
+	if (fd < 0)
+		return -EBADF;
+	return map_ram(gm, size, fd, shared);
 }
 
 void guest_mem_destroy(struct guest_mem *gm)

@@ -35,6 +35,12 @@ struct guest_mem_region {
 };
 
 int guest_mem_create(struct guest_mem *gm, uint64_t size);
+/* RAM backed by the file fd (at least size bytes; the layout as above:
+ * low RAM at offset 0, RAM from 4 GiB after it). shared: writes go to the
+ * file (a loader preparing a named VM, ctl/vmdir.h); else the mapping is
+ * private, copy on write, and the file never changes (khyve running a
+ * prepared VM). The descriptor may be closed afterwards. */
+int guest_mem_create_from_fd(struct guest_mem *gm, uint64_t size, int fd, bool shared);
 void guest_mem_destroy(struct guest_mem *gm);
 /* Up to two regions (low, high). Returns their count. */
 int guest_mem_regions(const struct guest_mem *gm, struct guest_mem_region out[2]);

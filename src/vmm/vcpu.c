@@ -66,8 +66,11 @@ static void find_stats(struct vcpu *vcpu)
 		}
 	}
 	free(descs);
-	if (have_blocking && have_wakeup)
-		return;
+	if (!have_blocking || !have_wakeup)
+		vcpu->stat_blocking_off = vcpu->stat_halt_wakeup_off = 0;
+	/* Kept open either way: khyvectl --get-stats reads it while the vCPU
+	 * runs (opening one then would wait for KVM_RUN to return). */
+	return;
 fail:
 	close(vcpu->stats_fd);
 	vcpu->stats_fd = -1;
@@ -76,7 +79,7 @@ fail:
 bool vcpu_blocked_stat(struct vcpu *vcpu, uint64_t *halt_wakeups)
 {
 	uint64_t blocking = 0;
-	if (vcpu->stats_fd < 0 ||
+	if (vcpu->stats_fd < 0 || !vcpu->stat_blocking_off ||
 	    pread(vcpu->stats_fd, &blocking, 8, (off_t)vcpu->stat_blocking_off) != 8 ||
 	    pread(vcpu->stats_fd, halt_wakeups, 8, (off_t)vcpu->stat_halt_wakeup_off) != 8)
 		return false;
@@ -348,7 +351,8 @@ static void *vcpu_thread(void *arg)
 
 	char what[160];
 	while (atomic_load_explicit(&vm->exit_status, memory_order_relaxed) < 0) {
-		if (atomic_load(&vcpu->want_stop) || atomic_load(&vm->sleeping)) {
+		if (atomic_load(&vcpu->want_stop) || atomic_load(&vm->sleeping) ||
+		    atomic_load(&vm->frozen)) {
 			vcpu_park(vcpu);
 			continue;
 		}
@@ -469,7 +473,7 @@ static void vcpu_park(struct vcpu *vcpu)
 				}
 				continue;
 			}
-		} else if (!atomic_load(&vcpu->want_stop)) {
+		} else if (!atomic_load(&vcpu->want_stop) && !atomic_load(&vm->frozen)) {
 			break;
 		}
 		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
@@ -531,9 +535,9 @@ static struct timespec realtime_after_ms(long ms)
 	return t;
 }
 
-int vm_pause_vcpus(struct vm *vm, int timeout_ms)
+/* Kick every vCPU until each has parked (or ended), up to timeout_ms. */
+static int wait_all_idle(struct vm *vm, int timeout_ms)
 {
-	vm_hold_vcpus(vm);
 	struct timespec deadline = realtime_after_ms(timeout_ms);
 	int r = 0;
 	pthread_mutex_lock(&vm->pause_lock);
@@ -561,6 +565,12 @@ int vm_pause_vcpus(struct vm *vm, int timeout_ms)
 	}
 	pthread_mutex_unlock(&vm->pause_lock);
 	return r;
+}
+
+int vm_pause_vcpus(struct vm *vm, int timeout_ms)
+{
+	vm_hold_vcpus(vm);
+	return wait_all_idle(vm, timeout_ms);
 }
 
 int vm_vcpu_call(struct vm *vm, unsigned index, int (*fn)(void *arg, int vcpu_fd), void *arg)
@@ -597,4 +607,99 @@ void vm_resume_vcpus(struct vm *vm, const bool *run)
 			atomic_store(&vm->vcpus[i].want_stop, false);
 	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+/* ---- Freezing for the operator (khyvectl --suspend) ---- */
+
+int vm_freeze(struct vm *vm, int timeout_ms)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	bool was = atomic_exchange(&vm->frozen, true);
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (was)
+		return -EALREADY;
+	int r = wait_all_idle(vm, timeout_ms);
+	if (r)
+		vm_thaw(vm);
+	return r;
+}
+
+int vm_thaw(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	bool was = atomic_exchange(&vm->frozen, false);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+	return was ? 0 : -EALREADY;
+}
+
+bool vm_frozen(struct vm *vm)
+{
+	return atomic_load(&vm->frozen);
+}
+
+static int get_state_fn(void *arg, int fd)
+{
+	struct vcpu_state *st = arg;
+	if (ioctl(fd, KVM_GET_REGS, &st->regs) < 0 || ioctl(fd, KVM_GET_SREGS, &st->sregs) < 0 ||
+	    ioctl(fd, KVM_GET_DEBUGREGS, &st->dregs) < 0)
+		return -errno;
+	return 0;
+}
+
+static int set_state_fn(void *arg, int fd)
+{
+	const struct vcpu_state *st = arg;
+	if (ioctl(fd, KVM_SET_SREGS, &st->sregs) < 0 || ioctl(fd, KVM_SET_REGS, &st->regs) < 0 ||
+	    ioctl(fd, KVM_SET_DEBUGREGS, &st->dregs) < 0)
+		return -errno;
+	return 0;
+}
+
+int vm_vcpu_get_state(struct vm *vm, unsigned index, struct vcpu_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	return vm_vcpu_call(vm, index, get_state_fn, st);
+}
+
+int vm_vcpu_set_state(struct vm *vm, unsigned index, const struct vcpu_state *st)
+{
+	return vm_vcpu_call(vm, index, set_state_fn, (void *)st);
+}
+
+int vm_vcpu_stats(struct vm *vm, unsigned index, vm_stat_fn fn, void *opaque)
+{
+	if (index >= vm->nvcpus)
+		return -EINVAL;
+	int fd = vm->vcpus[index].stats_fd;
+	if (fd < 0)
+		return -ENOTSUP;
+	struct kvm_stats_header h;
+	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.num_desc > 4096 ||
+	    h.name_size > 256 || h.name_size == 0)
+		return -EIO;
+	size_t stride = sizeof(struct kvm_stats_desc) + h.name_size;
+	uint8_t *descs = malloc(stride * h.num_desc);
+	if (!descs)
+		return -ENOMEM;
+	int r = 0;
+	if (pread(fd, descs, stride * h.num_desc, h.desc_offset) != (ssize_t)(stride * h.num_desc)) {
+		r = -EIO;
+		goto out;
+	}
+	for (uint32_t i = 0; i < h.num_desc; i++) {
+		struct kvm_stats_desc *d = (struct kvm_stats_desc *)(descs + i * stride);
+		d->name[h.name_size - 1] = '\0';
+		unsigned n = d->size;
+		if (n == 0 || n > 1024)
+			continue;
+		uint64_t vals[1024];
+		if (pread(fd, vals, n * sizeof(uint64_t), (off_t)(h.data_offset + d->offset)) !=
+		    (ssize_t)(n * sizeof(uint64_t)))
+			continue;
+		fn(opaque, d->name, vals, n);
+	}
+out:
+	free(descs);
+	return r;
 }

@@ -204,7 +204,8 @@ int vm_create(const struct vm_options *opt, struct vm **out, char *err, size_t e
 	if ((r = vm_ioctl_err(vm->vm_fd, "KVM_CREATE_VM", err, errlen)))
 		goto fail;
 
-	if ((r = guest_mem_create(&vm->mem, opt->mem_size))) {
+	if ((r = opt->mem_from_fd ? guest_mem_create_from_fd(&vm->mem, opt->mem_size, opt->mem_fd, false)
+				  : guest_mem_create(&vm->mem, opt->mem_size))) {
 		snprintf(err, errlen, "cannot reserve %llu MiB of guest memory: %s",
 			 (unsigned long long)(opt->mem_size >> 20), strerror(-r));
 		goto fail;
@@ -370,7 +371,8 @@ static void on_halt_timer(void *opaque, uint32_t events)
 		struct vcpu *v = &vm->vcpus[i];
 		uint64_t wakeups = 0;
 		bool blocked = vcpu_blocked_stat(v, &wakeups);
-		if (v->stats_fd >= 0 && (!blocked || wakeups != v->last_halt_wakeup))
+		if (v->stats_fd >= 0 && v->stat_blocking_off &&
+		    (!blocked || wakeups != v->last_halt_wakeup))
 			all_stuck = false;
 		v->last_halt_wakeup = wakeups;
 	}

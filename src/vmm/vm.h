@@ -1,6 +1,8 @@
 /* A KVM virtual machine: memory, in-kernel irqchip and PIT, one thread per
  * vCPU, and the event loop; devices attach through vm_platform(). */
 #pragma once
+#include <linux/kvm.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +17,11 @@ struct vm_options {
 	const char *name;
 	uint64_t mem_size;
 	struct cpu_topology topo;
+	/* The guest's RAM from a file (a named VM a loader prepared,
+	 * ctl/vmdir.h), mapped privately: the run never changes the file.
+	 * Otherwise anonymous memory. */
+	bool mem_from_fd;
+	int mem_fd;
 };
 
 /* Whether a guest of size bytes of RAM can be had on this host (size,
@@ -113,3 +120,34 @@ int vm_pause_vcpus(struct vm *vm, int timeout_ms);
 int vm_vcpu_call(struct vm *vm, unsigned index, int (*fn)(void *arg, int vcpu_fd), void *arg);
 /* Let the vCPUs with run[i] set (all when run is NULL) go on. */
 void vm_resume_vcpus(struct vm *vm, const bool *run);
+
+/* ---- For the control socket (src/ctl/) ----
+ * Freezing stops every vCPU for an operator (khyvectl --suspend): each
+ * parks as it does for the debugger (kicked out of KVM_RUN with the kick
+ * signal and immediate_exit), independently of the debugger's own
+ * pausing, so neither lets go what the other holds. */
+/* Freeze and wait until every vCPU has parked (or its thread ended). Not
+ * from a vCPU thread. 0, -EALREADY when frozen already, or -ETIMEDOUT (then
+ * nothing stays frozen). */
+int vm_freeze(struct vm *vm, int timeout_ms);
+/* Let the frozen vCPUs go. -EALREADY when not frozen. */
+int vm_thaw(struct vm *vm);
+bool vm_frozen(struct vm *vm);
+
+/* A vCPU's registers as KVM keeps them. */
+struct vcpu_state {
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_debugregs dregs;
+};
+/* Of a parked (or not running) vCPU; -EBUSY when it runs, -EINVAL for a
+ * vCPU that does not exist. */
+int vm_vcpu_get_state(struct vm *vm, unsigned index, struct vcpu_state *st);
+int vm_vcpu_set_state(struct vm *vm, unsigned index, const struct vcpu_state *st);
+
+/* KVM's binary statistics of a vCPU (KVM_GET_STATS_FD), read while it
+ * runs: fn is called once per statistic with its name and its values (one,
+ * or a histogram's buckets). -ENOTSUP when KVM has none, -EINVAL for a
+ * vCPU that does not exist. */
+typedef void (*vm_stat_fn)(void *opaque, const char *name, const uint64_t *values, unsigned n);
+int vm_vcpu_stats(struct vm *vm, unsigned index, vm_stat_fn fn, void *opaque);

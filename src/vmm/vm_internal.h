@@ -69,6 +69,10 @@ struct vm {
 	vm_debug_exit_fn debug_exit;
 	void *debug_opaque;
 
+	/* Frozen by the operator (vm_freeze): set under pause_lock, read
+	 * anywhere. */
+	atomic_bool frozen;
+
 	/* Sleep (sleep.c): set under pause_lock; sleeping is read anywhere. */
 	atomic_bool sleeping;
 	bool wake_pending; /* vm_wake was called; the last vCPU to park resets */

@@ -1,9 +1,12 @@
 """Shared helpers for integration tests: run khyve (the build named by
 $KHYVE_BUILD, default build/) on the test guests from tests/guests."""
+import atexit
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -11,6 +14,14 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("KHYVE_BUILD", os.path.join(ROOT, "build"))
 KHYVE = os.path.join(BUILD, "src", "cmd", "khyve")
+KHYVECTL = os.path.join(BUILD, "src", "cmd", "khyvectl")
+PREPARE_VM = os.path.join(BUILD, "tests", "tools", "prepare_vm")
+
+# Named VMs live in $KHYVE_RUNDIR/NAME (src/ctl/vmdir.h): every test run
+# gets its own, so that runs on one machine never share (or lock) a name.
+RUNDIR = tempfile.mkdtemp(prefix="khyve-rundir-")
+os.environ["KHYVE_RUNDIR"] = RUNDIR
+atexit.register(shutil.rmtree, RUNDIR, True)
 SANITIZED = "asan" in os.path.basename(BUILD.rstrip("/"))
 # Guests run instruction by instruction on a software KVM: be generous.
 TIMEOUT = 120 if SANITIZED else 60
