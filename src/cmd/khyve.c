@@ -198,6 +198,11 @@ static void on_destroy(void *opaque)
 	destroy_requested = true;
 }
 
+static int on_wakeup(void *opaque)
+{
+	return machine_wakeup(opaque);
+}
+
 /* Let the VM go: removed when asked, or when this khyve made it and
  * failed to start (a failed start leaves nothing behind). */
 static void release_vm(bool remove)
@@ -447,6 +452,7 @@ int main(int argc, char **argv)
 	}
 	struct ctl_server_config scfg = {
 		.vm = machine_vm(m), .dir = &vmdir, .on_destroy = on_destroy,
+		.wakeup = on_wakeup, .opaque = m,
 	};
 	for (int i = 0; i < MACHINE_COM_PORTS && i < 4; i++) {
 		scfg.com_name[i] = machine_com_ports[i].name;

@@ -54,7 +54,7 @@ static bool have_desc_base, have_desc_limit, have_desc_access;
 static const char *vmname;
 static long cpu = -1;
 static bool do_create, do_destroy, do_stats, do_all, do_reset, do_poweroff, do_suspend,
-	do_resume, do_list;
+	do_resume, do_wakeup, do_list;
 static const char *console_port; /* --console[=comN] */
 
 __attribute__((format(printf, 2, 3))) static int fail(int status, const char *fmt, ...)
@@ -74,6 +74,7 @@ static void usage(FILE *f)
 		"usage: khyvectl --vm=NAME [--cpu=N] [--create] [--destroy] [--get-all] [--get-stats]\n"
 		"                [--get-REG] [--set-REG=VALUE] [--get-desc-SEG] [--set-desc-SEG\n"
 		"                 --desc-base=B --desc-limit=L --desc-access=A] [--suspend] [--resume]\n"
+		"                [--wakeup]\n"
 		"                [--force-reset] [--force-poweroff] [--console[=comN]]\n"
 		"       khyvectl --list\n"
 		"       khyvectl --help | --version\n"
@@ -86,13 +87,13 @@ static void usage(FILE *f)
 
 enum {
 	OPT_VM = 0x100, OPT_CPU, OPT_CREATE, OPT_DESTROY, OPT_STATS, OPT_ALL, OPT_RESET,
-	OPT_POWEROFF, OPT_SUSPEND, OPT_RESUME, OPT_LIST, OPT_CONSOLE, OPT_DESC_BASE,
+	OPT_POWEROFF, OPT_SUSPEND, OPT_RESUME, OPT_WAKEUP, OPT_LIST, OPT_CONSOLE, OPT_DESC_BASE,
 	OPT_DESC_LIMIT, OPT_DESC_ACCESS, OPT_HELP, OPT_VERSION,
 	OPT_GET_PLAIN = 0x200, OPT_SET_PLAIN = 0x300, OPT_GET_SEL = 0x400, OPT_SET_SEL = 0x500,
 	OPT_GET_DESC = 0x600, OPT_SET_DESC = 0x700,
 };
 
-#define NFIXED 17
+#define NFIXED 18
 #define NGENERATED (2 * NPLAIN + 2 * NSEGS + 2 * (NSEGS + 2))
 /* Static: getopt keeps pointers into them until exit. */
 static struct option all_options[NFIXED + NGENERATED + 1];
@@ -111,6 +112,7 @@ static struct option *build_options(void)
 		{ "force-poweroff", no_argument, NULL, OPT_POWEROFF },
 		{ "suspend", no_argument, NULL, OPT_SUSPEND },
 		{ "resume", no_argument, NULL, OPT_RESUME },
+		{ "wakeup", no_argument, NULL, OPT_WAKEUP },
 		{ "list", no_argument, NULL, OPT_LIST },
 		{ "console", optional_argument, NULL, OPT_CONSOLE },
 		{ "desc-base", required_argument, NULL, OPT_DESC_BASE },
@@ -723,6 +725,7 @@ int main(int argc, char **argv)
 		case OPT_POWEROFF: do_poweroff = true; break;
 		case OPT_SUSPEND: do_suspend = true; break;
 		case OPT_RESUME: do_resume = true; break;
+		case OPT_WAKEUP: do_wakeup = true; break;
 		case OPT_LIST: do_list = true; break;
 		case OPT_CONSOLE:
 			console_port = optarg ? optarg : "com1";
@@ -784,7 +787,7 @@ int main(int argc, char **argv)
 	unsigned nsets = collect_sets(set_regs_n, set_vals);
 	bool gets = do_all || any_get();
 	bool needs_vm = gets || nsets || do_stats || do_reset || do_poweroff || do_suspend ||
-			do_resume || console_port || do_destroy;
+			do_resume || do_wakeup || console_port || do_destroy;
 	if (!do_create && !needs_vm && !do_list)
 		return fail(EXIT_USAGE, "%s: nothing to do (see khyvectl --help)", vmname);
 
@@ -807,7 +810,7 @@ int main(int argc, char **argv)
 	static struct target t = { .fd = -1 };
 	t.running = st.state == CTL_VM_RUNNING;
 	bool only_destroy = do_destroy && !gets && !nsets && !do_stats && !do_reset &&
-			    !do_poweroff && !do_suspend && !do_resume && !console_port;
+			    !do_poweroff && !do_suspend && !do_resume && !do_wakeup && !console_port;
 	if (t.running) {
 		t.fd = ctl_socket_connect(vmname, err, sizeof(err));
 		if (t.fd < 0)
@@ -822,7 +825,8 @@ int main(int argc, char **argv)
 		return fail(EXIT_USAGE, "%s: busy: in use by %s (pid %d)", vmname,
 			    st.role[0] ? st.role : "another process", st.pid);
 	} else if (!only_destroy) {
-		if (do_stats || do_reset || do_poweroff || do_suspend || do_resume || console_port)
+		if (do_stats || do_reset || do_poweroff || do_suspend || do_resume || do_wakeup ||
+		    console_port)
 			return fail(EXIT_USAGE, "%s: not running (%s)", vmname, ctl_vm_state_name(st.state));
 		/* Registers of a prepared VM: its entry state (vCPU 0). */
 		struct ctl_vm vm;
@@ -882,6 +886,8 @@ int main(int argc, char **argv)
 	}
 	fflush(stdout);
 	if (do_resume && request(t.fd, CTL_OP_RESUME, NULL, 0, NULL, err, sizeof(err)))
+		return fail(EXIT_FAILED, "%s", err);
+	if (do_wakeup && request(t.fd, CTL_OP_WAKEUP, NULL, 0, NULL, err, sizeof(err)))
 		return fail(EXIT_FAILED, "%s", err);
 	if (console_port && (status = console(&t)))
 		return status;

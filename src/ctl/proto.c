@@ -372,6 +372,17 @@ bool ctl_handle(const struct ctl_target *t, const uint8_t *frame, size_t len,
 		}
 		r = t->suspend(t->opaque, op == CTL_OP_SUSPEND, err, sizeof(err));
 		break;
+	case CTL_OP_WAKEUP:
+		if (blen) {
+			reply_error(reply, EINVAL, "WAKEUP takes no body");
+			return true;
+		}
+		if (!t->wakeup) {
+			reply_error(reply, EOPNOTSUPP, "this VM cannot be woken");
+			return true;
+		}
+		r = t->wakeup(t->opaque, err, sizeof(err));
+		break;
 	case CTL_OP_RESET:
 	case CTL_OP_POWEROFF:
 	case CTL_OP_DESTROY:

@@ -17,7 +17,7 @@
  * the connection is closed.
  *
  * Request bodies:
- *   INFO, SUSPEND, RESUME, RESET, POWEROFF, DESTROY: empty
+ *   INFO, SUSPEND, RESUME, RESET, POWEROFF, DESTROY, WAKEUP: empty
  *   GET_REGS, GET_STATS: u32 cpu
  *   SET_REGS: u32 cpu, u32 count (1..CTL_SET_MAX), then count times
  *             { u32 register (CTL_REG_*), u64 value } (12 bytes each)
@@ -37,7 +37,9 @@
  * suspended (SUSPEND), which keeps every vCPU stopped until RESUME.
  * RESET and POWEROFF end khyve as a guest reset (exit 0) or poweroff
  * (exit 1) would; DESTROY ends it as a poweroff and has it remove the
- * VM's directory as it exits. The reply is sent before khyve ends. */
+ * VM's directory as it exits. The reply is sent before khyve ends.
+ * WAKEUP wakes a guest suspended to RAM (ACPI S3) as the power button
+ * would; it fails (EALREADY) when the guest is not suspended. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -60,6 +62,7 @@ enum ctl_op {
 	CTL_OP_RESET = 7,
 	CTL_OP_POWEROFF = 8,
 	CTL_OP_DESTROY = 9,
+	CTL_OP_WAKEUP = 10,
 };
 
 /* Registers by number: the general ones, then control, debug, segment
@@ -118,6 +121,8 @@ struct ctl_target {
 			 size_t errlen);
 	int (*stats)(void *opaque, unsigned cpu, struct ctl_buf *out, char *err, size_t errlen);
 	int (*suspend)(void *opaque, bool suspend, char *err, size_t errlen);
+	/* Wake a guest suspended to RAM (ACPI S3); NULL: not offered. */
+	int (*wakeup)(void *opaque, char *err, size_t errlen);
 	/* op: CTL_OP_RESET, POWEROFF or DESTROY; called after the reply is
 	 * sent. */
 	void (*end)(void *opaque, int op);

@@ -136,6 +136,17 @@ static int t_suspend(void *opaque, bool suspend, char *err, size_t errlen)
 	return r;
 }
 
+static int t_wakeup(void *opaque, char *err, size_t errlen)
+{
+	struct ctl_server *s = opaque;
+	int r = s->cfg.wakeup(s->cfg.opaque);
+	if (r == -EALREADY)
+		snprintf(err, errlen, "the guest is not suspended to RAM");
+	else if (r)
+		snprintf(err, errlen, "waking the guest: %s", strerror(-r));
+	return r;
+}
+
 static void t_end(void *opaque, int op)
 {
 	struct ctl_server *s = opaque;
@@ -279,6 +290,7 @@ int ctl_server_start(const struct ctl_server_config *cfg, struct ctl_server **ou
 		.set_state = t_set_state,
 		.stats = t_stats,
 		.suspend = t_suspend,
+		.wakeup = cfg->wakeup ? t_wakeup : NULL,
 		.end = NULL, /* called by on_client after the reply */
 	};
 	s->listen_fd = ctl_socket_listen(cfg->dir, err, errlen);

@@ -16,6 +16,9 @@ struct ctl_server_config {
 	/* Called on the loop thread once DESTROY was asked (before the VM
 	 * ends as a poweroff): the caller removes the directory as it exits. */
 	void (*on_destroy)(void *opaque);
+	/* Wake the guest from ACPI S3: 0, or -EALREADY when it is not
+	 * suspended. NULL: WAKEUP is refused. Called on the loop thread. */
+	int (*wakeup)(void *opaque);
 	void *opaque;
 };
 

@@ -12,6 +12,7 @@
  *   mkdir -p /tmp/ctl-corpus
  *   build-fuzz/tests/fuzz/fuzz_ctl -max_total_time=300 /tmp/ctl-corpus tests/fuzz/corpus/ctl
  * With gcc, fuzz_ctl_replay runs the corpus once (a unit test). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,9 +67,23 @@ static int f_suspend(void *o, bool s, char *e, size_t l)
 	return 0;
 }
 
+/* A guest that goes to sleep on every other wake request's refusal. */
+static bool sleeping;
+static int f_wakeup(void *o, char *e, size_t l)
+{
+	(void)o;
+	bool was = sleeping;
+	sleeping = !sleeping;
+	if (!was) {
+		snprintf(e, l, "the guest is not suspended to RAM");
+		return -EALREADY;
+	}
+	return 0;
+}
+
 static const struct ctl_target target = {
 	.ncpus = 2, .info = f_info, .get_state = f_get, .set_state = f_set, .stats = f_stats,
-	.suspend = f_suspend,
+	.suspend = f_suspend, .wakeup = f_wakeup,
 };
 
 static void check_reply(const struct ctl_buf *r)

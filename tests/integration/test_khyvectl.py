@@ -200,3 +200,31 @@ def test_console_of_a_stdio_port_is_refused(tmp_path):
     finally:
         ctl("--vm=con1", "--force-poweroff")
         b.kill()
+
+
+def test_wakeup_wakes_a_guest_suspended_to_ram(tmp_path):
+    """--wakeup is QEMU's system_wakeup: a guest in ACPI S3 resumes at its
+    waking vector, seeing a power-button wake; when it is awake, --wakeup
+    is refused."""
+    k = Background(["-m", "64M", "-l", "com1,stdio", "--debug-exit", "--kernel", guest("s3"),
+                    "--append", "wake=button", "s3wake"], tmp_path)
+    try:
+        k.wait_for(k.stderr, "guest suspended to RAM")
+        ok("--vm=s3wake", "--wakeup")
+        assert k.wait() == 1, k.describe()
+        assert "S3: resumed via real vector" in k.stdout(), k.describe()
+        assert "WAK_STS=1 PWRBTN_STS=1 RTC_STS=0 memory=ok" in k.stdout(), k.describe()
+        assert "PASS" in k.stdout(), k.describe()
+        assert "guest woken from S3 by the wake request" in k.stderr(), k.describe()
+    finally:
+        k.kill()
+
+
+def test_wakeup_of_a_guest_that_is_awake_is_refused(tmp_path):
+    k = spinner(tmp_path, "awake0")
+    try:
+        status, out, err = ctl("--vm=awake0", "--wakeup")
+        assert status != 0 and "not suspended to RAM" in err, (status, out, err)
+        assert len(err.strip().splitlines()) == 1, err
+    finally:
+        k.kill()
