@@ -100,18 +100,12 @@ static int run_boot(const struct kload_set *s, const struct kload_file *kernel,
 		/* khyve writes the ACPI tables there when it runs the VM. */
 		.rsdp_gpa = ACPI_RSDP_GPA,
 	};
-#ifdef KHYVE_HAVE_FREEBSD_BOOT
-	req.env = env;
+	/* FreeBSD kernels (boot/freebsd.h): the kenv and the names the
+	 * kernel knows its files by. */
+	req.env = nenv ? env : NULL;
 	req.nr_env = nenv;
 	req.kernel_name = dev_path(kernel->spec);
 	req.module_names = names;
-#else
-	/* TODO(merge): with boot/freebsd.h the kenv and module names go to
-	 * FreeBSD kernels here. */
-	(void)env;
-	(void)nenv;
-	(void)names;
-#endif
 	int r = boot_load_kernel(gm, &req, entry, err, errlen);
 	if (r) {
 		reword(err, errlen, kpath, kernel->spec);
@@ -145,7 +139,18 @@ int kload_kernel(struct kload_set *s, int fd, uint64_t size, const char *spec, c
 	struct boot_entry entry;
 	struct kload_set empty;
 	kload_init(&empty);
+	/* With the environment first: a FreeBSD kernel then takes the
+	 * bhyveload way (its kenv), also one with a PVH note. Any other
+	 * kernel refuses a kenv, so it is tried again without. */
 	r = run_boot(&empty, &k, &gm, args, env, nenv, false, &entry, err, errlen);
+	bool freebsd = !r && entry.format_name && strstr(entry.format_name, "FreeBSD");
+	if (r || !freebsd) {
+		guest_mem_destroy(&gm);
+		if (!(r = guest_mem_create(&gm, mem_size)))
+			r = run_boot(&empty, &k, &gm, args, NULL, 0, false, &entry, err, errlen);
+		else
+			snprintf(err, errlen, "scratch memory: %s", strerror(-r));
+	}
 	guest_mem_destroy(&gm);
 	if (r) {
 		file_free(&k);
@@ -155,7 +160,7 @@ int kload_kernel(struct kload_set *s, int fd, uint64_t size, const char *spec, c
 	s->kernel = k;
 	s->have_kernel = true;
 	s->format = entry.format_name;
-	s->freebsd = entry.format_name && strstr(entry.format_name, "FreeBSD");
+	s->freebsd = freebsd;
 	return 0;
 }
 
@@ -194,6 +199,7 @@ int kload_boot(const struct kload_set *s, const struct guest_mem *gm, const char
 		 extra ? extra : "");
 	if (final)
 		snprintf(final, finallen, "%s", line);
-	return run_boot(s, &s->kernel, gm, line[0] ? line : NULL, env, nenv, true, entry, err,
-			errlen);
+	/* The environment is a FreeBSD kernel's kenv; other kernels have none. */
+	return run_boot(s, &s->kernel, gm, line[0] ? line : NULL, s->freebsd ? env : NULL,
+			s->freebsd ? nenv : 0, true, entry, err, errlen);
 }

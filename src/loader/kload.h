@@ -2,9 +2,8 @@
  * preloaded files (initrds, modules, FreeBSD files), each held open as a
  * descriptor with its contents, and the loader environment. Loading into
  * guest memory happens at boot, through boot_load_kernel(): for FreeBSD
- * kernels with the kenv and module names of boot/freebsd.h when that
- * loader is built (KHYVE_HAVE_FREEBSD_BOOT; this file is the one place
- * that knows of it). */
+ * kernels with the kenv and the module names of boot/freebsd.h (kload.c
+ * is the one place in src/loader that knows of them). */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>

@@ -534,14 +534,13 @@ def test_sigterm_leaves_nothing(host, env):
     nothing_left(env)
 
 
-# ---- FreeBSD kernels (with boot/freebsd.h and src/ctl in the tree) ----
+# ---- FreeBSD kernels (run by khyve NAME where src/ctl is in the tree) ----
 
 FBSDMETA = os.path.join(BUILD, "tests", "guests", "fbsdmeta")
 FBSDMOD = os.path.join(BUILD, "tests", "guests", "fbsdmod.ko")
 
 
-@pytest.mark.skipif(not (RUNS_PREPARED and os.path.exists(FBSDMETA)),
-                    reason="needs the FreeBSD loader (boot/freebsd.h) and named VMs (src/ctl)")
+@pytest.mark.skipif(not os.path.exists(FBSDMETA), reason="needs the fbsdmeta test guest")
 def test_freebsd_kernel_from_host0(tmp_path, env):
     """The article's steps: a kernel and module installed into a host
     directory, loaded at the prompt with a kenv setting, -s, then run by
@@ -561,8 +560,13 @@ def test_freebsd_kernel_from_host0(tmp_path, env):
     c.expect("md_image")
     c.sendline("set hint.uart.1.flags=0x80")
     c.sendline("boot")
-    c.expect("ready")
+    c.expect("FreeBSD ELF ready at rip 0xffffffff8")
     assert ended(c) == 0
+    e = entry(env)
+    assert e["format"] == "FreeBSD ELF" and e["mode"] == "long64" and e["cmdline"] == "-s", e
+    assert [l.split()[0] for l in e["load"]] == ["kernel", "module", "md_image"], e
+    if not RUNS_PREPARED:
+        return
     out = run_prepared(env)
     assert "FBSDMETA: kenv hint.uart.1.flags=0x80" in out
     assert "FBSDMETA: kernel name=/boot/kernel/kernel type=elf kernel" in out and "args=-s" in out
@@ -571,8 +575,7 @@ def test_freebsd_kernel_from_host0(tmp_path, env):
     assert re.search(r"howto=0x[0-9a-f]*[2367abef]\b", out)  # RB_SINGLE (0x2)
 
 
-@pytest.mark.skipif(not (RUNS_PREPARED and os.path.exists(FBSDMETA)),
-                    reason="needs the FreeBSD loader (boot/freebsd.h) and named VMs (src/ctl)")
+@pytest.mark.skipif(not os.path.exists(FBSDMETA), reason="needs the fbsdmeta test guest")
 def test_freebsd_loader_conf_autoboot(tmp_path, env):
     h = tmp_path / "host"
     (h / "boot" / "kernel").mkdir(parents=True)
@@ -581,6 +584,9 @@ def test_freebsd_loader_conf_autoboot(tmp_path, env):
     (h / "boot" / "loader.conf").write_text('fbsdmod_load="YES"\nhint.uart.1.flags="0x80"\n')
     r = load(["-m", "128M", "-h", str(h)], "autoboot\n", env)
     assert r.status == 0, r
+    assert entry(env)["format"] == "FreeBSD ELF"
+    if not RUNS_PREPARED:
+        return
     out = run_prepared(env)
     assert "FBSDMETA: kenv hint.uart.1.flags=0x80" in out
     assert "file name=/boot/kernel/fbsdmod.ko type=elf obj module" in out
