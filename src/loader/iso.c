@@ -45,7 +45,8 @@ static struct archive *iso_begin(struct iso *iso, char *err, size_t errlen)
 	int r = iso->path ? archive_read_open_filename(a, iso->path, 64 << 10)
 			  : archive_read_open_memory(a, iso->data, iso->len);
 	if (r != ARCHIVE_OK) {
-		fail(err, errlen, -EINVAL, "%s: %s", iso->path ? iso->path : "image",
+		fail(err, errlen, -EINVAL, "%s: not an ISO 9660 image (%s)",
+		     iso->path ? iso->path : "image",
 		     archive_error_string(a) ? archive_error_string(a) : "cannot be read");
 		archive_read_free(a);
 		return NULL;
