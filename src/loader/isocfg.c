@@ -339,7 +339,7 @@ static int sl_fill(struct iso_boot *b, const char *label, const char *kernel, co
 				return r;
 			continue;
 		}
-		if (o + n + 2 > sizeof(b->cmdline))
+		if (o + (o ? 1 : 0) + n + 1 > sizeof(b->cmdline))
 			return fail(err, errlen, -E2BIG, "the command line is longer than %d bytes",
 				    ISO_CMDLINE_MAX - 1);
 		if (o)
