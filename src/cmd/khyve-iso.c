@@ -91,11 +91,21 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		status = extract(iso, dirfd, dir, b.kernel, "kernel");
-		for (unsigned i = 0; !status && i < b.ninitrd; i++) {
+		unsigned done = 0;
+		for (; !status && done < b.ninitrd; done++) {
+			char name[32];
+			snprintf(name, sizeof(name), "initrd%u", done + 1);
+			status = extract(iso, dirfd, dir, b.initrd[done], name);
+		}
+		/* On failure, nothing this run wrote stays (extract() removed
+		 * the file it failed on). */
+		for (unsigned i = 0; status && i + 1 < done; i++) {
 			char name[32];
 			snprintf(name, sizeof(name), "initrd%u", i + 1);
-			status = extract(iso, dirfd, dir, b.initrd[i], name);
+			unlinkat(dirfd, name, 0);
 		}
+		if (status && done)
+			unlinkat(dirfd, "kernel", 0);
 		close(dirfd);
 		if (status)
 			goto out;
