@@ -18,8 +18,8 @@ import pytest
 
 from conftest import BUILD, KHYVECTL, TIMEOUT, guest
 
-VMRUN = os.path.join(BUILD, "src", "cmd", "vmrun")
-KHYVE_ISO = os.path.join(BUILD, "src", "cmd", "khyve-iso")
+VMRUN = os.path.abspath(os.path.join(BUILD, "src", "cmd", "vmrun"))
+KHYVE_ISO = os.path.abspath(os.path.join(BUILD, "src", "cmd", "khyve-iso"))
 BSDTAR = shutil.which("bsdtar")
 MAGIC = b"KHYVEBOOTCOUNT\0"
 
@@ -309,3 +309,26 @@ def test_bad_install_image(tmp_path, env):
     assert r.returncode == 4, r
     assert "khyve-iso: " in r.stderr and "ISO 9660" in r.stderr, r.stderr
     nothing_left(env)
+
+
+def test_vm_in_use_is_refused(tmp_path, env):
+    """A VM that a khyve runs is not vmrun's to take: one line, exit 4, and
+    the running VM is untouched."""
+    from conftest import KHYVE
+    disk = blank_disk(tmp_path / "disk.img")
+    host = host_dir(tmp_path, "bootcount")
+    k = subprocess.Popen([KHYVE, "-m", "64M", "-l", "com1,stdio", "--kernel",
+                          guest("powerbutton"), "vm0"], env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "POWERBUTTON: waiting" in k.stdout.readline()
+        r = run(["-d", disk, "-H", host, "vm0"], env)
+        assert r.returncode == 4, r
+        assert r.stderr == f"vmrun: vm0: VM is in use (pid {k.pid}); stop it with: " \
+                           "khyvectl --vm=vm0 --destroy\n", r.stderr
+        assert k.poll() is None
+    finally:
+        k.terminate()
+        out = k.communicate(timeout=TIMEOUT)[0]
+    assert k.returncode == 1 and "POWERBUTTON: pressed" in out, out
+    assert boots_on(disk) == 0
