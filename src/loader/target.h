@@ -5,9 +5,7 @@
  * behind when this run created the VM).
  *
  * Bound in one file: target_ctl.c, over ctl/vmdir.h and ctl/entry.h (the
- * named VMs of `khyve NAME` and khyvectl). target_local.c stands in where
- * ctl/ is not built: the same directory layout and entry format, without
- * khyvectl's extras. meson picks the one to build. */
+ * named VMs of `khyve NAME` and khyvectl). */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>

@@ -5,8 +5,7 @@ reports its command line and modules.
 
 What the loader left is checked in the VM's memory file itself (the PVH
 start info, the command line and the modules, where the entry state's
-registers point), and, where this tree's khyve runs prepared VMs
-(src/ctl), by running it: `khyve NAME`."""
+registers point), and by running it: `khyve NAME`."""
 import os
 import re
 import shutil
@@ -22,8 +21,6 @@ from conftest import BUILD, KHYVE, ROOT, SANITIZED, TIMEOUT, guest
 KHYVELOAD = os.path.join(BUILD, "src", "cmd", "khyveload")
 NEXTBOOT = os.path.join(ROOT, "scripts", "khyve-nextboot")
 MKE2FS = shutil.which("mke2fs") or "/usr/sbin/mke2fs"
-# khyve runs what khyveload prepared only with the named VMs of src/ctl.
-RUNS_PREPARED = os.path.exists(os.path.join(ROOT, "src", "ctl", "vmdir.h"))
 PVH_MAGIC = 0x336EC578
 
 
@@ -118,7 +115,7 @@ def pvh_handover(env, name="vm0"):
 
 
 def run_prepared(env, name="vm0"):
-    """khyve NAME, where this tree has it: what the guest reported."""
+    """khyve NAME: what the guest reported."""
     p = subprocess.run([KHYVE, "-l", "com1,stdio", "--debug-exit", name], env=env,
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT)
     out = p.stdout.decode(errors="replace")
@@ -130,12 +127,11 @@ def check_boot(env, cmdline, initrds, name="vm0"):
     cl, mods = pvh_handover(env, name)
     assert cl == cmdline
     assert mods == initrds
-    if RUNS_PREPARED:
-        out = run_prepared(env, name)
-        assert f"CMDLINE: {cmdline}" in out
-        assert f"MODULES: {len(initrds)}" in out
-        for i, m in enumerate(initrds):
-            assert re.search(rf"MODULE {i}: .*size={len(m)} .*crc32=0x{zlib.crc32(m):08x}", out)
+    out = run_prepared(env, name)
+    assert f"CMDLINE: {cmdline}" in out
+    assert f"MODULES: {len(initrds)}" in out
+    for i, m in enumerate(initrds):
+        assert re.search(rf"MODULE {i}: .*size={len(m)} .*crc32=0x{zlib.crc32(m):08x}", out)
 
 
 # ---- trees and images ----
@@ -534,13 +530,12 @@ def test_sigterm_leaves_nothing(host, env):
     nothing_left(env)
 
 
-# ---- FreeBSD kernels (run by khyve NAME where src/ctl is in the tree) ----
+# ---- FreeBSD kernels ----
 
 FBSDMETA = os.path.join(BUILD, "tests", "guests", "fbsdmeta")
 FBSDMOD = os.path.join(BUILD, "tests", "guests", "fbsdmod.ko")
 
 
-@pytest.mark.skipif(not os.path.exists(FBSDMETA), reason="needs the fbsdmeta test guest")
 def test_freebsd_kernel_from_host0(tmp_path, env):
     """The article's steps: a kernel and module installed into a host
     directory, loaded at the prompt with a kenv setting, -s, then run by
@@ -565,8 +560,6 @@ def test_freebsd_kernel_from_host0(tmp_path, env):
     e = entry(env)
     assert e["format"] == "FreeBSD ELF" and e["mode"] == "long64" and e["cmdline"] == "-s", e
     assert [l.split()[0] for l in e["load"]] == ["kernel", "module", "md_image"], e
-    if not RUNS_PREPARED:
-        return
     out = run_prepared(env)
     assert "FBSDMETA: kenv hint.uart.1.flags=0x80" in out
     assert "FBSDMETA: kernel name=/boot/kernel/kernel type=elf kernel" in out and "args=-s" in out
@@ -575,7 +568,6 @@ def test_freebsd_kernel_from_host0(tmp_path, env):
     assert re.search(r"howto=0x[0-9a-f]*[2367abef]\b", out)  # RB_SINGLE (0x2)
 
 
-@pytest.mark.skipif(not os.path.exists(FBSDMETA), reason="needs the fbsdmeta test guest")
 def test_freebsd_loader_conf_autoboot(tmp_path, env):
     h = tmp_path / "host"
     (h / "boot" / "kernel").mkdir(parents=True)
@@ -585,8 +577,6 @@ def test_freebsd_loader_conf_autoboot(tmp_path, env):
     r = load(["-m", "128M", "-h", str(h)], "autoboot\n", env)
     assert r.status == 0, r
     assert entry(env)["format"] == "FreeBSD ELF"
-    if not RUNS_PREPARED:
-        return
     out = run_prepared(env)
     assert "FBSDMETA: kenv hint.uart.1.flags=0x80" in out
     assert "file name=/boot/kernel/fbsdmod.ko type=elf obj module" in out
