@@ -332,3 +332,43 @@ def test_vm_in_use_is_refused(tmp_path, env):
         out = k.communicate(timeout=TIMEOUT)[0]
     assert k.returncode == 1 and "POWERBUTTON: pressed" in out, out
     assert boots_on(disk) == 0
+
+
+def ext4_disk(tmp_path, cmdline):
+    """An ext4 disk (mke2fs -d) whose /boot/grub/grub.cfg boots bootcount."""
+    root = tmp_path / "root"
+    (root / "boot" / "grub").mkdir(parents=True)
+    shutil.copy(guest("bootcount"), root / "boot" / "vmlinuz")
+    (root / "boot" / "grub" / "grub.cfg").write_text(
+        f"menuentry 'disk' {{\n\tlinux /boot/vmlinuz {cmdline}\n}}\n")
+    img = tmp_path / "ext4.img"
+    blank_disk(img, 8 << 20)
+    mke2fs = shutil.which("mke2fs") or "/usr/sbin/mke2fs"
+    subprocess.run([mke2fs, "-q", "-F", "-t", "ext4", "-d", str(root), str(img)], check=True,
+                   capture_output=True)
+    return str(img)
+
+
+@pytest.mark.skipif(BSDTAR is None, reason="bsdtar (libarchive-tools) is not installed")
+@pytest.mark.parametrize("force", [False, True])
+def test_disk_with_boot_record_boots_unless_i(tmp_path, env, force):
+    """A disk with a boot record (ext4) boots from its grub.cfg even with -I
+    given; -i boots the install image anyway."""
+    disk = ext4_disk(tmp_path, "boots=1 from=disk")
+    iso = make_iso(tmp_path, "isolinux")
+    v = Vmrun(["-c", "1", "-m", "128M", "-d", disk, "-I", iso, "-e", "autoboot_delay=0"]
+              + (["-i"] if force else []) + ["vm0"], env)
+    assert v.wait() == 1, v.out
+    if force:
+        assert "Booting the install image" in v.out
+        assert "BOOTCOUNT: cmdline=vga=788 boots=1 quote='it''s' --- quiet\n" in v.out, v.out
+    else:
+        assert "disk0:/boot/grub/grub.cfg" in v.out, v.out
+        assert "BOOTCOUNT: cmdline=boots=1 from=disk\n" in v.out, v.out
+    # The counter went to sector 0 (below the superblock); the file system
+    # is still there.
+    assert boots_on(disk) == 1
+    with open(disk, "rb") as f:
+        f.seek(1080)
+        assert f.read(2) == b"\x53\xef"
+    nothing_left(env)
