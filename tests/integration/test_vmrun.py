@@ -372,3 +372,15 @@ def test_disk_with_boot_record_boots_unless_i(tmp_path, env, force):
         f.seek(1080)
         assert f.read(2) == b"\x53\xef"
     nothing_left(env)
+
+
+def test_without_a_terminal_autoboots(tmp_path, env):
+    """With no terminal (a service, a script), the loader boots what its
+    autoboot would, and the loop runs as on a terminal."""
+    disk = blank_disk(tmp_path / "count.img")
+    host = host_dir(tmp_path, "bootcount", "boots=2")
+    r = run(["-c", "1", "-m", "128M", "-d", disk, "-H", host, "vm0"], env)
+    assert r.returncode == 1, r
+    assert re.findall(r"BOOTCOUNT: boot=(\d) of 2", r.stdout) == ["1", "2"], r
+    assert "Sanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr
+    nothing_left(env)
