@@ -420,3 +420,21 @@ def test_sigterm_during_the_autoboot_countdown(tmp_path, env):
         pytest.fail("khyveload went to its prompt after SIGTERM")
     assert v.wait() == 4, v.out
     nothing_left(env)
+
+
+@pytest.mark.skipif(BSDTAR is None, reason="bsdtar (libarchive-tools) is not installed")
+def test_install_image_without_a_boot_entry(tmp_path, env):
+    """An ISO with no isolinux/syslinux/GRUB configuration: one line from
+    khyve-iso, exit 4, nothing left."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "README").write_text("no boot configuration here\n")
+    iso = tmp_path / "plain.iso"
+    subprocess.run([BSDTAR, "--format", "iso9660", "-cf", str(iso), "-C", str(tree), "."],
+                   check=True)
+    disk = blank_disk(tmp_path / "disk.img")
+    r = run(["-d", disk, "-I", str(iso), "vm0"], env)
+    assert r.returncode == 4, r
+    assert r.stderr.count("\n") == 1 and "khyve-iso: " in r.stderr, r.stderr
+    assert "no isolinux/syslinux or GRUB configuration" in r.stderr, r.stderr
+    nothing_left(env)
