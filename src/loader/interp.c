@@ -1121,7 +1121,7 @@ int loader_run(struct loader *l)
 		}
 	}
 	char line[LE_LINE_MAX];
-	while (!l->booted && !l->quit) {
+	while (!l->booted && !l->quit && !*l->signalled) {
 		int r = le_readline(&l->le, "OK ", line, sizeof(line));
 		if (r == -EINTR) {
 			if (*l->signalled)

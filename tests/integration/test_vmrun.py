@@ -401,9 +401,6 @@ def test_sigterm_at_the_loader_prompt(tmp_path, env):
     nothing_left(env)
 
 
-@pytest.mark.xfail(strict=False, reason="khyveload: a signal during the autoboot countdown only "
-                   "stops the countdown; the prompt then waits for a line (loader's "
-                   "interp.c prompt loop does not look at the signal before reading)")
 def test_sigterm_during_the_autoboot_countdown(tmp_path, env):
     """SIGTERM during the loader's countdown (an hour long) ends it too."""
     import pexpect
