@@ -61,10 +61,11 @@ class Guest:
     stderr go to files."""
 
     def __init__(self, name, args, append, tmp_path, mem="64M", cpus=None, com1="stdio",
-                 extra_env=None):
+                 extra_env=None, prefix=()):
         self.out_path = os.path.join(str(tmp_path), "khyve.out")
         self.err_path = os.path.join(str(tmp_path), "khyve.err")
-        cmd = [KHYVE, "-m", mem, "--debug-exit"]
+        # prefix: e.g. ip netns exec NS, which execs khyve (the same pid)
+        cmd = list(prefix) + [KHYVE, "-m", mem, "--debug-exit"]
         if com1:
             cmd += ["-l", f"com1,{com1}"]
         if cpus:
