@@ -286,14 +286,17 @@ static void msix_table_walk(void)
     uintptr_t base = msix_base(d);
     unsigned n = 0;
     pci_write(d->bdf, d->msix_cap + 2, 2, 0x8000); /* enabled, entries as they are */
-    for (unsigned size = 1; size <= 8; size *= 2)
-        for (unsigned off = 0; off < 0x1000; off++, n++)
-            access(base + off, size, false, 0);
-    const uint64_t junk[] = { 0xffffffffffffffffull, 0x5a5a5a5a5a5a5a5aull };
-    for (unsigned k = 0; k < ARRAY_SIZE(junk); k++)
-        for (unsigned size = 1; size <= 8; size *= 2)
-            for (unsigned off = 0; off < 0x1000; off += size == 8 ? 3 : 1, n++)
-                access(base + off, size, true, junk[k] ^ off);
+    /* every size at every offset of the table, around the PBA and at the
+     * end of the BAR (where 8 bytes run past it); every dword elsewhere */
+    for (unsigned pass = 0; pass < 2; pass++)
+        for (unsigned off = 0; off < 0x1000; off++) {
+            bool edge = off < 0x40 || (off >= 0x7c0 && off < 0x840) || off >= 0xfc0;
+            for (unsigned size = 1; size <= 8; size *= 2, n++) {
+                if (!edge && (size != 4 || (off & 3)))
+                    continue;
+                access(base + off, size, pass, 0x5a5a5a5aa5a5a5a5ull ^ off);
+            }
+        }
     printf("HOSTILE: MSI-X BAR accesses=%u stray_irqs=%u\n", n, stray_irqs);
 }
 
@@ -439,8 +442,8 @@ static void msix_mask_storm(void)
 static void cfg_walk_cf8(void)
 {
     unsigned n = 0;
-    for (unsigned f = 0; f < 256; f++) /* absent ones too: every dword */
-        for (unsigned reg = 0; reg < 256; reg += 4, n++)
+    for (unsigned f = 0; f < 256; f++) /* absent ones too: the header */
+        for (unsigned reg = 0; reg < 64; reg += 4, n++)
             (void)pci_cf8_read((uint16_t)f, reg, 4);
     for (unsigned i = 0; i < nfns; i++) /* present ones: every byte */
         for (unsigned reg = 0; reg < 256; reg++, n++)
@@ -519,6 +522,14 @@ static void cfg_restore(void)
     }
 }
 
+static bool fn_present_slot(unsigned slot)
+{
+    for (unsigned i = 0; i < nfns; i++)
+        if ((fns[i] >> 3) == slot)
+            return true;
+    return false;
+}
+
 static void cfg_garbage(bool ecam)
 {
     cfg_save();
@@ -529,8 +540,8 @@ static void cfg_garbage(bool ecam)
             bool present = false;
             for (unsigned i = 0; i < nfns; i++)
                 present |= fns[i] == f;
-            if (!present && k)
-                continue; /* absent functions: one pass is enough */
+            if (!present && (k || ((f & 7) && !fn_present_slot(f >> 3))))
+                continue; /* absent: one pass, function 0 of each slot */
             for (unsigned size = present ? 1 : 4; size <= 4; size *= 2)
                 for (unsigned reg = 0; reg < 256; reg += size, n++) {
                     uint32_t v = junk[k] ^ (reg * 0x01010101u);
@@ -542,7 +553,7 @@ static void cfg_garbage(bool ecam)
         }
     if (ecam) /* the extended space of present functions, in every size */
         for (unsigned i = 0; i < nfns; i++)
-            for (unsigned size = 1; size <= 8; size *= 2)
+            for (unsigned size = 4; size <= 8; size *= 2)
                 for (unsigned reg = 0x100; reg < 0x1000; reg += size, n++)
                     access((uintptr_t)(pci_ecam_base() + ((uint64_t)fns[i] << 12) + reg), size,
                            true, ~0ull);
@@ -611,10 +622,16 @@ static void pcicfg_window(void)
 static void fwcfg_scan(void)
 {
     unsigned n = 0;
-    for (uint32_t sel = 0; sel < 0x10000; sel++, n++) {
+    /* every entry (the selector's low 14 bits), then the write and
+     * arch-local flags on the first entries (the rest are the same bits) */
+    for (uint32_t sel = 0; sel < 0x4000; sel++, n++) {
         outw(FW_CFG_PORT_SEL, (uint16_t)sel);
-        if (!(sel & 63) || sel < 0x40)
+        if (!(sel & 15) || sel < 0x40)
             (void)inb(FW_CFG_PORT_DATA);
+    }
+    for (uint32_t sel = 0x4000; sel < 0x10000; sel += (sel & 0x3fff) < 0x40 ? 1 : 0x3fc1, n++) {
+        outw(FW_CFG_PORT_SEL, (uint16_t)sel);
+        (void)inb(FW_CFG_PORT_DATA);
     }
     for (unsigned i = 0; i < 256; i++, n++) {
         outl(FW_CFG_PORT_SEL, 0xffff0000u | i);
@@ -655,6 +672,8 @@ static void fwcfg_past_end(void)
     }
     unsigned n = 0, nonzero = 0;
     for (unsigned i = 0; i < nk; i++) {
+        if (sizes[i] > 4096)
+            continue; /* the legacy interface has no seek: big ones cost too much */
         outw(FW_CFG_PORT_SEL, keys[i]);
         uint32_t past = sizes[i] + 1024;
         for (uint32_t j = 0; j < past; j++, n++) {

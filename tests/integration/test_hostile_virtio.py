@@ -101,7 +101,7 @@ CASES = [
     v("reset_mid_io", "con", 10), v("reset_mid_io", "net", 10),
     # start() again and again (defect 4 leaks only when start() fails half
     # way, which a guest cannot cause: a unit test's business)
-    v("restart", "blk", 300), v("restart", "net", 300),
+    v("restart", "blk", 100), v("restart", "net", 100),
     v("no_features_ok", "blk", None, defect(9, "DRIVER_OK without FEATURES_OK starts the device")),
 ]
 
