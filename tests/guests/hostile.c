@@ -477,11 +477,12 @@ static void cfg_walk_ecam(void)
             continue;
         }
         /* every offset and size of the header, the capabilities and the
-         * start of the extended space; every dword of the rest */
+         * start of the extended space; a dword every 64 bytes after that
+         * (all zero, and each read an emulated MMIO exit) */
         for (unsigned size = 1; size <= 8; size *= 2)
             for (unsigned reg = 0; reg < 0x140; reg++, n++)
                 access(fa + reg, size, false, 0);
-        for (unsigned reg = 0x140; reg < 0x1000; reg += 4, n++)
+        for (unsigned reg = 0x140; reg < 0x1000; reg += 64, n++)
             (void)readl(fa + reg);
     }
     /* the last bytes of ECAM, and past it */

@@ -59,7 +59,7 @@ SAMPLED = [
     # BAR remapping storms
     case("bar_mem_toggle", "n=10000", args=MANY, marks=LEAK),
     case("bar_mem_toggle_notify", "n=50 notify=1"),
-    case("bar_io_toggle", "n=5000", args=MANY),
+    case("bar_io_toggle", "n=2000", args=MANY),
     case("bar_move", "n=10000", args=MANY, marks=LEAK),
     case("bar_move_notify", "n=50 notify=1"),
     case("bar_move_wild"),

@@ -99,14 +99,14 @@ CASES = [
     v("vq_avail_ahead", "blk"), v("vq_avail_ahead", "con"),
     v("vq_buf_in_mmio", "blk"), v("vq_buf_in_mmio", "net"),
     # notify storms on every queue of every device (and past the last)
-    v("notify_storm", "rnd", 4000), v("notify_storm", "blk", 4000),
-    v("notify_storm", "con", 4000), v("notify_storm", "net", 4000),
+    v("notify_storm", "rnd", 2000), v("notify_storm", "blk", 2000),
+    v("notify_storm", "con", 2000), v("notify_storm", "net", 2000),
     # reset in the middle of I/O, on each device
-    v("reset_mid_io", "rnd", 10), v("reset_mid_io", "blk", 10, RESET_LATE),
-    v("reset_mid_io", "con", 10), v("reset_mid_io", "net", 10),
+    v("reset_mid_io", "rnd", 5), v("reset_mid_io", "blk", 10, RESET_LATE),
+    v("reset_mid_io", "con", 5), v("reset_mid_io", "net", 5),
     # start() again and again (defect 4 leaks only when start() fails half
     # way, which a guest cannot cause: a unit test's business)
-    v("restart", "blk", 100), v("restart", "net", 100),
+    v("restart", "blk", 50), v("restart", "net", 50),
     v("no_features_ok", "blk", None, defect(9, "DRIVER_OK without FEATURES_OK starts the device")),
 ]
 
