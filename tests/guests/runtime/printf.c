@@ -7,6 +7,9 @@
 #include "spinlock.h"
 #include "runtime.h"
 
+/* The UART printf writes to (a guest may move its console off COM1). */
+unsigned short console_uart = COM1;
+
 static spinlock_t console_lock = SPINLOCK_INIT;
 static volatile unsigned console_owner;     /* cpu_index() + 1, 0 if free */
 
@@ -14,8 +17,8 @@ static void raw_write(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '\n')
-            uart_putc(COM1, '\r');
-        uart_putc(COM1, s[i]);
+            uart_putc(console_uart, '\r');
+        uart_putc(console_uart, s[i]);
     }
 }
 

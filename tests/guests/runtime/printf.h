@@ -22,6 +22,8 @@ int puts(const char *s);            /* appends a newline */
 int putchar(int c);
 
 /* Raw console write under the console lock (with \n -> \r\n). */
+/* The I/O base of the console UART: COM1 unless the guest moves it. */
+extern unsigned short console_uart;
 void console_write(const char *s, size_t n);
 /* For fatal paths: take the lock if possible, else write anyway. */
 void console_write_unlocked(const char *s, size_t n);
