@@ -5,8 +5,9 @@ indices far ahead, buffers in MMIO; storms of notifies; resets in the
 middle of I/O; start/reset cycles. After each case khyve still serves the
 device (a good request works: the guest's sanity step and PASS), its memory
 did not grow between the guest's samples, and the disk image is as it was.
-Cases that fail today because of a defect listed in issue 9 are xfail
-(strict) with the defect's number."""
+Cases written against issue 9's defects: reset_mid_io-blk (6),
+no_features_ok-blk (9), the nocache bounce (3), the kept-full ring (2) and
+the bad receive buffer (7)."""
 import os
 import re
 import shutil
@@ -21,10 +22,6 @@ SIZE = 32 << 20
 
 needs_net = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                                reason="needs root and iproute2 for a tap in a network namespace")
-
-
-def defect(n, what):
-    return pytest.mark.xfail(strict=True, reason=f"issue 9 defect {n}: {what}")
 
 
 @pytest.fixture
@@ -83,12 +80,6 @@ def v(cid, dev, n=None, marks=()):
     return pytest.param(cid, dev, n, id=f"{cid}-{dev}", marks=marks)
 
 
-# Race-dependent, so not strict: a read still in flight when the guest
-# resets the device shows only if io_uring has not finished it by then
-# (never seen on this machine's page cache; likelier on a real disk).
-RESET_LATE = pytest.mark.xfail(strict=False, reason="issue 9 defect 6: virtio-blk reads in "
-                               "flight write guest RAM after a reset (race-dependent)")
-
 CASES = [
     v("vq_sizes", "rnd"), v("vq_sizes", "blk"), v("vq_sizes", "con"), v("vq_sizes", "net"),
     v("vq_ring_ends", "blk"), v("vq_ring_ends", "net"),
@@ -102,12 +93,12 @@ CASES = [
     v("notify_storm", "rnd", 2000), v("notify_storm", "blk", 2000),
     v("notify_storm", "con", 2000), v("notify_storm", "net", 2000),
     # reset in the middle of I/O, on each device
-    v("reset_mid_io", "rnd", 5), v("reset_mid_io", "blk", 10, RESET_LATE),
+    v("reset_mid_io", "rnd", 5), v("reset_mid_io", "blk", 10),
     v("reset_mid_io", "con", 5), v("reset_mid_io", "net", 5),
     # start() again and again (defect 4 leaks only when start() fails half
     # way, which a guest cannot cause: a unit test's business)
     v("restart", "blk", 50), v("restart", "net", 50),
-    v("no_features_ok", "blk", None, defect(9, "DRIVER_OK without FEATURES_OK starts the device")),
+    v("no_features_ok", "blk", None),
 ]
 
 
@@ -123,7 +114,6 @@ def test_hostile_virtio(cid, dev, n, tmp_path, image, request):
     assert crc(image) == before, "the guest only reads: the image must not change"
 
 
-@defect(3, "a nocache request bounces through one buffer of its whole size")
 def test_nocache_requests_bounce_in_bounded_pieces(tmp_path, image):
     """8 reads of 16 MiB each (16 segments on the same 1 MiB of guest
     memory) on a nocache image: khyve's memory must not follow the size
@@ -143,8 +133,6 @@ def test_ro_image_is_unchanged_by_hostile_queues(tmp_path, image):
 
 # Not strict: the defect shows only while the refilling vCPU keeps ahead of
 # the drain (64 chains of 64 KiB, a few ms), which scheduling decides.
-@pytest.mark.xfail(strict=False, reason="issue 9 defect 2: virtio-rnd drains a whole ring on "
-                   "the event loop, no work budget (race-dependent)")
 def test_a_ring_kept_full_does_not_starve_the_event_loop(tmp_path):
     """One notify, then an AP keeps the virtio-rnd ring full of 1 MiB
     buffers. The host then types a byte on the console, which only the event
@@ -169,13 +157,14 @@ def test_a_ring_kept_full_does_not_starve_the_event_loop(tmp_path):
 
 
 @needs_net
-@defect(7, "net rx rewinds over a bad buffer it already used (vq_unpop)")
 def test_rx_bad_buffer_between_good_ones(tmp_path, netns):
     """Mergeable receive buffers: good (64 bytes), read-only, good (64
-    bytes); one 200-byte frame arrives, too big for them. The device uses
-    the bad one (length 0) and waits for more; the guest adds a 2 KiB
-    buffer. Every head must then be used once: the defect rewinds over the
-    bad head and uses it twice, and the first good one never."""
+    bytes); one 200-byte frame arrives, too big for them. The read-only
+    buffer is the driver's error: the device either refuses it with
+    DEVICE_NEEDS_RESET before using any head (khyve does), or uses each
+    head once when the guest adds a 2 KiB buffer. Issue 9's defect 7
+    rewound over the bad head and used it twice, and the first good one
+    never. After a reset the device serves the guest again."""
     g = Guest("hostvq", ["-s", "0,hostbridge", "-s", "4,virtio-net,ktap0"],
               "case=rx_bad_buffer dev=net", tmp_path, prefix=["ip", "netns", "exec", netns])
     try:
