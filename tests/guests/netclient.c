@@ -14,7 +14,9 @@
  *     dhcp            get a lease
  *     resolve:NAME    A query to the DNS server from the lease (or dns=)
  *     ping:TARGET     an address or a name (resolved first); count= echoes (3)
- *     serve:N         wait until N echo requests (in all, since boot) were answered
+ *     wait:NAME       resolve NAME until it resolves (another guest's lease)
+ *     serve:N[:FROM]  wait until N echo requests (since boot; from FROM, a name or
+ *                     address, if given) were answered
  *   timeout=<s> per step (120)
  * Output (COM1):
  *   NET: mac=<xx:..> name=<name>
@@ -22,6 +24,7 @@
  *   NET: resolve <name> = <a.b.c.d>          (or FAIL: ... rcode=<n>)
  *   NET: ping <target> (<ip>) seq=<i> ok
  *   NET: served <n> echo requests
+ *   NET: waited for <name> = <a.b.c.d>
  *   NET: answered echo from <ip>             (each echo request answered)
  *   NET: dropped <n> malformed frames
  *   PASS
@@ -50,6 +53,7 @@ static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 static uint32_t my_ip, mask, router, dns_ip, server_id;
 static char name[64] = "khyve-guest", domain[64];
 static unsigned answered, dropped, step_ms;
+static struct { uint32_t ip; unsigned n; } echo_from[8];   /* answered, per source */
 
 /* What the receive path hands to the step that waits for it. */
 static uint16_t want_port;          /* UDP destination port being waited for */
@@ -235,6 +239,12 @@ static void rx_icmp(const uint8_t *src_mac, const uint8_t *ip, size_t ihl, size_
         ip_hdr(my_ip, src, 1, n);
         send_frame(ETH + 20 + n);
         answered++;
+        for (unsigned i = 0; i < 8; i++)
+            if (echo_from[i].ip == src || !echo_from[i].ip) {
+                echo_from[i].ip = src;
+                echo_from[i].n++;
+                break;
+            }
         printf("NET: answered echo from %s\n", ipstr(src));
     } else if (ic[0] == 0 && get16(ic + 4) == ping_id) {
         ping_seq_got = get16(ic + 6);
@@ -492,7 +502,8 @@ static bool dns_skip_name(const uint8_t *d, size_t n, size_t *i)
     return false;
 }
 
-static uint32_t do_resolve(const char *q)
+/* The A record of q; 0 if the server says there is none and !fatal. */
+static uint32_t resolve(const char *q, bool fatal)
 {
     if (!dns_ip)
         test_fail("no DNS server to ask for %s", q);
@@ -558,10 +569,30 @@ static uint32_t do_resolve(const char *q)
                 }
                 i += rdl;
             }
+            if (!fatal)
+                return 0;
             test_fail("cannot resolve %s: rcode=%u answers=%u", q, rcode, an);
         }
     }
     test_fail("no DNS answer for %s from %s", q, ipstr(dns_ip));
+}
+
+static uint32_t do_resolve(const char *q) { return resolve(q, true); }
+
+static void do_wait(const char *q)
+{
+    uint64_t deadline = step_deadline();
+    while (!timeout_expired(deadline)) {
+        uint32_t a = resolve(q, false);
+        if (a) {
+            printf("NET: waited for %s = %s\n", q, ipstr(a));
+            return;
+        }
+        uint64_t pause = timeout_start(500);
+        while (!timeout_expired(pause))
+            poll_net(100);
+    }
+    test_fail("%s never resolved", q);
 }
 
 /* ---- ICMP echo ---- */
@@ -599,14 +630,32 @@ static void do_ping(const char *target, unsigned count)
     }
 }
 
-static void do_serve(unsigned n)
+static unsigned answered_from(uint32_t ip)
 {
+    if (!ip)
+        return answered;
+    for (unsigned i = 0; i < 8; i++)
+        if (echo_from[i].ip == ip)
+            return echo_from[i].n;
+    return 0;
+}
+
+static void do_serve(char *arg)
+{
+    char *from = strchr(arg, ':');
+    if (from)
+        *from++ = 0;
+    unsigned n = (unsigned)strtoul(arg, NULL, 10);
+    uint32_t src = 0;
+    const char *end;
+    if (from && (!parse_ip(from, &src, &end) || *end))
+        src = do_resolve(from);
     uint64_t deadline = step_deadline();
-    while (answered < n && !timeout_expired(deadline))
+    while (answered_from(src) < n && !timeout_expired(deadline))
         poll_net(500);
-    if (answered < n)
-        test_fail("only %u of %u echo requests came", answered, n);
-    printf("NET: served %u echo requests\n", answered);
+    if (answered_from(src) < n)
+        test_fail("only %u of %u echo requests came", answered_from(src), n);
+    printf("NET: served %u echo requests\n", answered_from(src));
 }
 
 static void static_config(const char *s)
@@ -664,8 +713,10 @@ int main(void)
             do_resolve(arg);
         else if (!strcmp(s, "ping") && arg)
             do_ping(arg, count);
+        else if (!strcmp(s, "wait") && arg)
+            do_wait(arg);
         else if (!strcmp(s, "serve") && arg)
-            do_serve((unsigned)strtoul(arg, NULL, 10));
+            do_serve(arg);
         else
             test_fail("unknown step '%s'", s);
         s = comma ? comma + 1 : s + strlen(s);
