@@ -36,7 +36,7 @@ exit 0
 EOF
 chmod +x /tmp/udhcpc.sh
 ip link set eth0 up
-udhcpc -i eth0 -s /tmp/udhcpc.sh -q -n -t 20 -T 3 -x hostname:kitguest >/dev/null 2>&1
+udhcpc -i eth0 -s /tmp/udhcpc.sh -q -n -t 20 -T 3 -x hostname:kitguest 2>/dev/null
 echo "V: udhcpc $?"
 addr=$(nslookup khost 2>/dev/null | awk '/^Name:/ { n = 1; next }
 	n && /^Address/ { sub(/^Address[^:]*: */, ""); split($0, a, " "); print a[1]; exit }')
