@@ -8,10 +8,7 @@ import json
 import os
 import re
 import shutil
-import socket
-import struct
 import subprocess
-import sys
 import textwrap
 import time
 
