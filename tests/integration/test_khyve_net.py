@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import KHYVE, ROOT, TIMEOUT, clean, guest
+from conftest import KHYVE, ROOT, TIMEOUT, guest
 
 KHYVE_NET = os.path.join(ROOT, "scripts", "khyve-net")
 pytestmark = pytest.mark.skipif(
