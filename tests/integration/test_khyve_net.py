@@ -69,6 +69,19 @@ class Netns:
                               self.state in _cmdline(p)),
         }
 
+    def shape(self):
+        """What khyve-net sets: links, their kinds, masters and owners,
+        addresses, rules, forwarding, dnsmasq. (Not operstate or route flags,
+        which the kernel updates a moment later: linkwatch.)"""
+        links = sorted((l["ifname"], l.get("master"), l.get("linkinfo", {}).get("info_kind"),
+                        str(l.get("linkinfo", {}).get("info_data", {}).get("user")))
+                       for l in json.loads(self.run("ip", "-j", "-d", "link").stdout))
+        addrs = sorted((l["ifname"], a["local"], a["prefixlen"])
+                       for l in json.loads(self.run("ip", "-j", "addr").stdout)
+                       for a in l.get("addr_info", []))
+        snap = self.snapshot()
+        return links, addrs, snap["nft"], snap["forward"], snap["dnsmasq"]
+
     def close(self):
         if os.path.isdir(self.state):
             self.net("down")
@@ -105,6 +118,25 @@ def veth(inside, outside, a_name="kup0", b_name="kout0", a_ip=None, b_ip="198.51
     sh("ip", "-n", inside.name, "link", "set", a_name, "up")
     sh("ip", "-n", outside.name, "addr", "add", b_ip, "dev", b_name)
     sh("ip", "-n", outside.name, "link", "set", b_name, "up")
+    wait_oper(inside, a_name, "UP")
+    wait_oper(outside, b_name, "UP")
+
+
+def wait_oper(ns, ifname, state):
+    """Until the kernel reports ifname's operstate (set a moment after a
+    change, by linkwatch), so that snapshots are not taken mid-change."""
+    deadline = time.monotonic() + 30  # bounds a failure only
+    while json.loads(ns.run("ip", "-j", "link", "show", ifname).stdout)[0]["operstate"] != state:
+        assert time.monotonic() < deadline, f"{ifname} never {state}"
+        time.sleep(0.05)
+
+
+def settles_to(ns, before):
+    """ns's snapshot equals before, once pending link events are processed."""
+    deadline = time.monotonic() + 30  # bounds a failure only
+    while ns.snapshot() != before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return ns.snapshot() == before
 
 
 class Guest:
@@ -309,6 +341,7 @@ def test_down_leaves_the_namespace_as_it_found_it(netns):
     args = ["private", "kbr0", "subnet=10.99.3.0/24", "uplink=kup0", "taps=2", "user=nobody"]
     up_ok(h.net(*args))
     during = h.snapshot()
+    shape = h.shape()
     assert during != before and len(during["dnsmasq"]) == 1
     assert during["forward"].strip() == "1" and "khyve-net-kbr0" in during["nft"]
     # taps owned by the user, so khyve can run unprivileged on them
@@ -319,7 +352,7 @@ def test_down_leaves_the_namespace_as_it_found_it(netns):
     # idempotent: the same command again changes nothing
     r = up_ok(h.net(*args))
     assert "up to date" in r.stdout
-    assert h.snapshot() == during
+    assert h.shape() == shape
     st = h.net("status").stdout
     assert "kbr0: private" in st and "tap kbr0t1: present" in st and "dnsmasq: pid" in st, st
     r = h.net("down")
@@ -327,17 +360,18 @@ def test_down_leaves_the_namespace_as_it_found_it(netns):
     for what in ("dnsmasq (pid", "nftables table ip khyve-net-kbr0 deleted", "tap kbr0t0 deleted",
                  "bridge kbr0 deleted", "IPv4 forwarding back to 0"):
         assert what in r.stdout, r
-    assert h.snapshot() == before
+    assert settles_to(h, before)
     assert os.listdir(h.state) == []
     r = h.net("down")  # again: nothing to do
     assert r.returncode == 0 and "nothing" in r.stdout, r
-    assert h.snapshot() == before
+    assert settles_to(h, before)
 
 
 def test_bridged_onto_a_veth_uplink(netns, guests):
     h, o = netns("h"), netns("o")
     veth(h, o)
     sh("ip", "-n", h.name, "link", "set", "kup0", "down")
+    wait_oper(h, "kup0", "DOWN")
     before = h.snapshot()
     up_ok(h.net("bridged", "kbr0", "uplink=kup0", "taps=1"))
     up = json.loads(h.run("ip", "-j", "link", "show", "kup0").stdout)[0]
@@ -347,7 +381,7 @@ def test_bridged_onto_a_veth_uplink(netns, guests):
     assert len(re.findall(r"NET: ping 198\.51\.100\.2 \(198\.51\.100\.2\) seq=\d ok", out)) == 3
     r = h.net("down", "kbr0")
     assert r.returncode == 0 and "uplink kup0 released" in r.stdout, r
-    assert h.snapshot() == before  # kup0 is down and no port again
+    assert settles_to(h, before)  # kup0 is down and no port again
 
 
 def one_error(r, *needles):
@@ -386,7 +420,7 @@ def test_bad_input_changes_nothing(netns, args, needles, env):
         r = h.net(*args, env=dict(os.environ, **env) if env else None)
     one_error(r, *needles)
     assert r.stdout == ""
-    assert h.snapshot() == before
+    assert settles_to(h, before)
     assert not os.path.exists(h.state) or os.listdir(h.state) == []
 
 
