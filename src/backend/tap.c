@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,4 +101,64 @@ void tap_close(struct tap *t)
 		return;
 	close(t->fd);
 	free(t);
+}
+
+/* ---- link state ---- */
+
+/* IFF_RUNNING is the operational state (carrier, for a tap: attached and
+ * not TUNSETCARRIER off), as SIOCGIFFLAGS and RTM_NEWLINK both report it. */
+static bool link_up_flags(unsigned flags) { return (flags & IFF_UP) && (flags & IFF_RUNNING); }
+
+int tap_link_watch(void)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK };
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int tap_link_read(int fd, const struct tap *t, bool *up)
+{
+	unsigned idx = if_nametoindex(t->name);
+	int found = 0;
+	for (;;) {
+		char buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? found : -errno;
+		size_t len = (size_t)n;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len);
+		     h = NLMSG_NEXT(h, len)) {
+			if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK)
+				continue;
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg)))
+				continue;
+			struct ifinfomsg *ifi = NLMSG_DATA(h);
+			if (idx == 0 || (unsigned)ifi->ifi_index != idx)
+				continue;
+			*up = h->nlmsg_type == RTM_NEWLINK && link_up_flags(ifi->ifi_flags);
+			found = 1;
+		}
+	}
+}
+
+int tap_link_now(const struct tap *t, bool *up)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", t->name);
+	int r = ioctl(s, SIOCGIFFLAGS, &ifr) < 0 ? -errno : 0;
+	close(s);
+	if (!r)
+		*up = link_up_flags((unsigned short)ifr.ifr_flags);
+	return r;
 }
