@@ -591,7 +591,7 @@ void virtio_net_set_link(struct virtio_dev *v, bool up)
 			n->cfg[6] |= VIRTIO_NET_S_ANNOUNCE;
 		if (virtio_has_feature(v, VIRTIO_NET_F_STATUS))
 			virtio_config_changed(v);
-		log_info("virtio-net %s: link %s", n->name, up ? "up" : "down");
+		log_debug("virtio-net %s: link %s", n->name, up ? "up" : "down");
 	}
 	pthread_mutex_unlock(&v->lock);
 }
@@ -643,7 +643,7 @@ static bool vhost_try_start(struct net *n)
 	if (vhost_net_start(n->vhost, f, v->p->mem, ring, n->tap->fd, why, sizeof(why)))
 		goto fail;
 	if (!n->vhost_said)
-		log_info("virtio-net %s: vhost-net carries the data path", n->name);
+		log_debug("virtio-net %s: vhost-net carries the data path", n->name);
 	n->vhost_said = true;
 	return true;
 fail:
