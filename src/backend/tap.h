@@ -22,7 +22,7 @@ int tap_set_offload(struct tap *t, bool csum, bool tso4, bool tso6, bool ecn);
 void tap_close(struct tap *t);
 
 /* The link state the guest should see: the interface is administratively
- * up and running, i.e. has carrier (IFF_UP and IFF_RUNNING). Watching it: a netlink
+ * up and has carrier (IFF_UP and IFF_LOWER_UP). Watching it: a netlink
  * socket (RTMGRP_LINK) to put on an event loop; tap_link_read() drains it
  * and returns 1 with *up set when the tap's state was reported, 0 when
  * nothing about it came, -errno on failure. tap_link_now() asks once. */

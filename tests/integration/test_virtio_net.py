@@ -39,11 +39,12 @@ def netns():
         ip("netns", "del", name, check=False)
 
 
-def run_in(ns, *args, append="", vm="t0", timeout=TIMEOUT):
+def run_in(ns, *args, append="", vm="t0", timeout=TIMEOUT, env=None):
     cmd = ["ip", "netns", "exec", ns, KHYVE, "-m", "64M", "-l", "com1,stdio", "--debug-exit",
            *args, "--kernel", guest("virtionet"), "--append", append, vm]
     start = time.monotonic()
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                       env=env)
     return Result(p.returncode, p.stdout.decode(errors="replace"),
                   p.stderr.decode(errors="replace"), time.monotonic() - start)
 
@@ -113,6 +114,17 @@ def test_raw_frames_both_ways(netns):
         f"got khyve raw {i}" for i in range(3)], (out, err)
     assert re.findall(r"NET: raw rx ([^\r\n]*)", r.out) == [f"host says khyve raw {i}"
                                                       for i in range(3)], r
+
+
+def test_vhost_fallback_says_why(netns):
+    # No vhost-net device: one line saying why, then khyve's own path works.
+    env = dict(os.environ, KHYVE_VHOST_NET_DEVICE="/nonexistent/vhost-net")
+    r = passed(run_in(netns, "-s", "3,virtio-net,ktap0,vhost=on", append="ip=" + GUEST_IP +
+                      " peer=" + HOST_IP + " count=2", env=env))
+    lines = [l for l in r.err.splitlines() if "vhost" in l]
+    assert lines == ["khyve: warning: virtio-net ktap0: vhost=on: /nonexistent/vhost-net: "
+                     "No such file or directory (modprobe vhost_net); using khyve's own data path"], r
+    assert len(re.findall(r"NET: ping seq=\d bytes=56 ok", r.out)) == 2, r
 
 
 def test_missing_tap_is_a_clear_error(netns):
