@@ -162,6 +162,7 @@ struct net {
 	uint8_t *pkt;
 	size_t pkt_len;
 	bool pkt_pending;
+	uint64_t own_tx, own_rx; /* frames khyve's own path moved (--verbose at exit) */
 	struct iovec (*iov)[NET_CHAIN_MAX]; /* NET_BATCH chains' segments (tx) */
 	struct vq_chain *chains;             /* NET_BATCH (tx) */
 	struct iovec (*rxiov)[NET_CHAIN_MAX]; /* NET_RX_BUFS (rx) */
@@ -289,6 +290,7 @@ static void process_tx(struct net *n)
 		}
 		/* The guest's header and frame go to the tap as they are. */
 		ssize_t w = writev(n->tap->fd, c->iov, (int)c->nout);
+		n->own_tx += w > 0;
 		if (w < 0 && errno != EAGAIN)
 			log_guest("virtio-net %s: transmit: %s", n->name, strerror(errno));
 	}
@@ -419,6 +421,7 @@ static void process_rx(struct net *n)
 			watch_tap(n, false);
 			break;
 		}
+		n->own_rx++;
 		n->pkt_pending = false;
 	}
 	if (pushed) {
@@ -871,6 +874,8 @@ static void net_destroy(struct virtio_dev *v)
 		ssize_t w = write(n->stop_fd, &one, sizeof(one));
 		(void)w;
 		pthread_join(n->thread, NULL);
+		log_debug("virtio-net %s: khyve's own path moved %llu frames out, %llu in", n->name,
+			  (unsigned long long)n->own_tx, (unsigned long long)n->own_rx);
 	}
 	vhost_net_close(n->vhost);
 	slirp_be_close(n->slirp);
