@@ -215,7 +215,6 @@ def main():
     ap.add_argument("--inside-netns", action="store_true")
     a = ap.parse_args()
     if not a.inside_netns:
-        sh("modprobe", "vhost_net", check=False)
         sh("ip", "netns", "del", NS, check=False)
         sh("ip", "netns", "add", NS)
         try:
