@@ -47,6 +47,7 @@ struct slirp_be {
 	struct pollfd *pfds;
 	unsigned npfds, cappfds;
 	bool in_poll;
+	bool dirty; /* frames went in since the last fill */
 };
 
 /* ---- hostfwd rules ---- */
@@ -223,6 +224,7 @@ static void refill(struct slirp_be *s)
 {
 	uint32_t timeout = 1000; /* ms; libslirp lowers it for its own timers */
 	s->npfds = 0;
+	s->dirty = false;
 	slirp_pollfds_fill(s->slirp, &timeout, add_poll, s);
 	sync_epoll(s);
 	evloop_timer_mod(s->poll_timer, evloop_now_ns() + (int64_t)timeout * 1000000);
@@ -434,9 +436,15 @@ int slirp_be_input(struct slirp_be *s, const uint8_t *frame, size_t len)
 	if (len < 14 || len > SLIRP_BE_FRAME_MAX)
 		return -EINVAL;
 	slirp_input(s->slirp, frame, (int)len);
-	if (!s->in_poll)
-		refill(s);
+	s->dirty = true;
 	return 0;
+}
+
+void slirp_be_flush(struct slirp_be *s)
+{
+	if (s->dirty && !s->in_poll)
+		refill(s);
+	s->dirty = false;
 }
 
 void slirp_be_close(struct slirp_be *s)

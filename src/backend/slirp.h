@@ -31,4 +31,7 @@ int slirp_be_open(struct evloop *loop, const char *const *hostfwd, unsigned nhos
 /* A frame from the guest. Loop thread only. Frames shorter than an
  * Ethernet header or longer than SLIRP_BE_FRAME_MAX are refused (-EINVAL). */
 int slirp_be_input(struct slirp_be *s, const uint8_t *frame, size_t len);
+/* After a batch of slirp_be_input: let libslirp's new or busier sockets
+ * be watched (one fill per batch, not per frame). Loop thread only. */
+void slirp_be_flush(struct slirp_be *s);
 void slirp_be_close(struct slirp_be *s);

@@ -294,6 +294,8 @@ static void process_tx(struct net *n)
 		if (w < 0 && errno != EAGAIN)
 			log_guest("virtio-net %s: transmit: %s", n->name, strerror(errno));
 	}
+	if (n->be == NET_BE_SLIRP)
+		slirp_be_flush(n->slirp);
 	vdev_give(v, NET_TXQ, gen, used, count);
 	if (count == NET_BATCH)
 		vdev_rekick(v, NET_TXQ); /* more after the others had their turn */
