@@ -48,6 +48,9 @@ struct slirp_be {
 	unsigned npfds, cappfds;
 	bool in_poll;
 	bool dirty; /* frames went in since the last fill */
+	bool rx_pending; /* frames went to rx since the last rx_done */
+	slirp_be_rx_done_fn rx_done;
+	int64_t armed_ns; /* the poll timer's deadline, 0: not armed */
 };
 
 /* ---- hostfwd rules ---- */
@@ -227,7 +230,21 @@ static void refill(struct slirp_be *s)
 	s->dirty = false;
 	slirp_pollfds_fill(s->slirp, &timeout, add_poll, s);
 	sync_epoll(s);
-	evloop_timer_mod(s->poll_timer, evloop_now_ns() + (int64_t)timeout * 1000000);
+	/* An earlier deadline than needed only costs an early round: keep
+	 * the armed one unless this one is sooner (a syscall less a round). */
+	int64_t when = evloop_now_ns() + (int64_t)timeout * 1000000;
+	if (!s->armed_ns || when < s->armed_ns) {
+		evloop_timer_mod(s->poll_timer, when);
+		s->armed_ns = when;
+	}
+}
+
+static void rx_done(struct slirp_be *s)
+{
+	if (s->rx_pending && s->rx_done) {
+		s->rx_pending = false;
+		s->rx_done(s->opaque);
+	}
 }
 
 static void poll_round(struct slirp_be *s)
@@ -239,6 +256,7 @@ static void poll_round(struct slirp_be *s)
 	slirp_pollfds_poll(s->slirp, r < 0, get_revents, s);
 	refill(s);
 	s->in_poll = false;
+	rx_done(s);
 }
 
 static void on_sockets(void *opaque, uint32_t events)
@@ -247,7 +265,12 @@ static void on_sockets(void *opaque, uint32_t events)
 	poll_round(opaque);
 }
 
-static void on_poll_timeout(void *opaque) { poll_round(opaque); }
+static void on_poll_timeout(void *opaque)
+{
+	struct slirp_be *s = opaque;
+	s->armed_ns = 0;
+	poll_round(s);
+}
 
 /* ---- libslirp's callbacks ---- */
 
@@ -255,6 +278,7 @@ static ssize_t cb_send(const void *buf, size_t len, void *opaque)
 {
 	struct slirp_be *s = opaque;
 	s->rx(s->opaque, buf, len);
+	s->rx_pending = true;
 	return (ssize_t)len;
 }
 
@@ -278,6 +302,7 @@ static void on_timer(void *opaque)
 	else
 		slirp_handle_timer(t->s->slirp, t->id, t->cb_opaque);
 	refill(t->s);
+	rx_done(t->s);
 }
 
 static struct slirp_timer *timer_make(struct slirp_be *s)
@@ -351,6 +376,7 @@ static void cb_notify(void *opaque)
 {
 	struct slirp_be *s = opaque;
 	evloop_timer_mod(s->poll_timer, 0); /* a round soon, on the loop */
+	s->armed_ns = 1;
 }
 
 static const SlirpCb callbacks = {
@@ -369,14 +395,15 @@ static const SlirpCb callbacks = {
 /* ---- life ---- */
 
 int slirp_be_open(struct evloop *loop, const char *const *hostfwd, unsigned nhostfwd,
-		  bool restricted, slirp_be_rx_fn rx, void *opaque, struct slirp_be **out,
-		  char *err, size_t errlen)
+		  bool restricted, slirp_be_rx_fn rx, slirp_be_rx_done_fn done, void *opaque,
+		  struct slirp_be **out, char *err, size_t errlen)
 {
 	struct slirp_be *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->loop = loop;
 	s->rx = rx;
+	s->rx_done = done;
 	s->opaque = opaque;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	int r = -errno;
@@ -445,6 +472,8 @@ void slirp_be_flush(struct slirp_be *s)
 	if (s->dirty && !s->in_poll)
 		refill(s);
 	s->dirty = false;
+	if (!s->in_poll)
+		rx_done(s);
 }
 
 void slirp_be_close(struct slirp_be *s)

@@ -24,10 +24,13 @@ int slirp_be_check_hostfwd(const char *rule, char *err, size_t errlen);
 /* A frame for the guest (called on the loop thread). */
 typedef void (*slirp_be_rx_fn)(void *opaque, const uint8_t *frame, size_t len);
 
+/* After a round that sent frames through rx: one interrupt for them all. */
+typedef void (*slirp_be_rx_done_fn)(void *opaque);
+
 /* restricted: the guest reaches only slirp's own services and forwarded ports. */
 int slirp_be_open(struct evloop *loop, const char *const *hostfwd, unsigned nhostfwd,
-		  bool restricted, slirp_be_rx_fn rx, void *opaque, struct slirp_be **out,
-		  char *err, size_t errlen);
+		  bool restricted, slirp_be_rx_fn rx, slirp_be_rx_done_fn done, void *opaque,
+		  struct slirp_be **out, char *err, size_t errlen);
 /* A frame from the guest. Loop thread only. Frames shorter than an
  * Ethernet header or longer than SLIRP_BE_FRAME_MAX are refused (-EINVAL). */
 int slirp_be_input(struct slirp_be *s, const uint8_t *frame, size_t len);

@@ -458,7 +458,11 @@ static void slirp_rx(void *opaque, const uint8_t *frame, size_t len)
 	struct net *n = opaque;
 	/* libslirp's frames are bounded by its MTU; check anyway. A full
 	 * queue drops, as libslirp expects (TCP retransmits). */
-	if (len < 14 || len > SLIRP_BE_FRAME_MAX || n->slirp_count == NET_SLIRP_PENDING)
+	if (len < 14 || len > SLIRP_BE_FRAME_MAX)
+		return;
+	if (n->slirp_count == NET_SLIRP_PENDING)
+		slirp_flush(n); /* room for it, if the guest has buffers */
+	if (n->slirp_count == NET_SLIRP_PENDING)
 		return;
 	unsigned tail = (n->slirp_head + n->slirp_count) % NET_SLIRP_PENDING;
 	uint8_t *slot = n->slirp_q + (size_t)tail * NET_SLIRP_SLOT;
@@ -466,8 +470,11 @@ static void slirp_rx(void *opaque, const uint8_t *frame, size_t len)
 	memcpy(slot + NET_HDR_LEN, frame, len);
 	n->slirp_len[tail] = (uint16_t)(NET_HDR_LEN + len);
 	n->slirp_count++;
-	slirp_flush(n);
+	if (n->slirp_count == NET_SLIRP_PENDING)
+		slirp_flush(n); /* else at the end of libslirp's round (slirp_rx_done) */
 }
+
+static void slirp_rx_done(void *opaque) { slirp_flush(opaque); }
 
 /* ---- control queue ---- */
 
@@ -1048,8 +1055,6 @@ void virtio_net_default_mac(unsigned slot, unsigned func, const char *vm, uint8_
 	mac[5] = digest[2];
 }
 
-static void slirp_rx(void *opaque, const uint8_t *frame, size_t len);
-
 /* The device on an opened backend (tap, or NULL for slirp). */
 static int net_create_with(struct pci_bus *bus, unsigned slot, unsigned func,
 			   const struct net_settings *s, struct platform *p, struct tap *tap,
@@ -1121,8 +1126,8 @@ static int net_create_with(struct pci_bus *bus, unsigned slot, unsigned func,
 			snprintf(err, errlen, "out of memory");
 			goto fail;
 		}
-		r = slirp_be_open(p->loop, s->hostfwd, s->nhostfwd, s->restricted, slirp_rx, n,
-				  &n->slirp, err, errlen);
+		r = slirp_be_open(p->loop, s->hostfwd, s->nhostfwd, s->restricted, slirp_rx,
+				  slirp_rx_done, n, &n->slirp, err, errlen);
 		if (r)
 			goto fail;
 	}
