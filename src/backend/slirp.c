@@ -247,14 +247,27 @@ static void rx_done(struct slirp_be *s)
 	}
 }
 
+/* One libslirp round; returns how many of its descriptors were ready. */
+static int poll_once(struct slirp_be *s)
+{
+	int r = s->npfds ? poll(s->pfds, s->npfds, 0) : 0;
+	slirp_pollfds_poll(s->slirp, r < 0, get_revents, s);
+	refill(s);
+	return r;
+}
+
+/* libslirp reads one datagram (or one socket buffer) per socket per
+ * round: while sockets stay ready, run further rounds at once, up to a
+ * budget, and hand the guest what they produced in one batch. */
+#define SLIRP_ROUNDS 16
+
 static void poll_round(struct slirp_be *s)
 {
 	if (s->in_poll)
 		return;
 	s->in_poll = true;
-	int r = s->npfds ? poll(s->pfds, s->npfds, 0) : 0;
-	slirp_pollfds_poll(s->slirp, r < 0, get_revents, s);
-	refill(s);
+	for (int i = 0; i < SLIRP_ROUNDS && poll_once(s) > 0; i++)
+		;
 	s->in_poll = false;
 	rx_done(s);
 }
