@@ -49,6 +49,7 @@ struct slirp_be {
 	bool in_poll;
 	bool dirty; /* frames went in since the last fill */
 	bool rx_pending; /* frames went to rx since the last rx_done */
+	uint64_t rx_frames;
 	slirp_be_rx_done_fn rx_done;
 	int64_t armed_ns; /* the poll timer's deadline, 0: not armed */
 };
@@ -257,8 +258,8 @@ static int poll_once(struct slirp_be *s)
 }
 
 /* libslirp reads one datagram (or one socket buffer) per socket per
- * round: while sockets stay ready, run further rounds at once, up to a
- * budget, and hand the guest what they produced in one batch. */
+ * round: while sockets stay ready and give frames, run further rounds at
+ * once, up to a budget, and hand the guest what they made in one batch. */
 #define SLIRP_ROUNDS 16
 
 static void poll_round(struct slirp_be *s)
@@ -266,8 +267,13 @@ static void poll_round(struct slirp_be *s)
 	if (s->in_poll)
 		return;
 	s->in_poll = true;
-	for (int i = 0; i < SLIRP_ROUNDS && poll_once(s) > 0; i++)
-		;
+	/* Again only while a round gave the guest frames (a socket that
+	 * just reports an error would make every round look busy). */
+	for (int i = 0; i < SLIRP_ROUNDS; i++) {
+		uint64_t before = s->rx_frames;
+		if (poll_once(s) <= 0 || s->rx_frames == before)
+			break;
+	}
 	s->in_poll = false;
 	rx_done(s);
 }
@@ -292,6 +298,7 @@ static ssize_t cb_send(const void *buf, size_t len, void *opaque)
 	struct slirp_be *s = opaque;
 	s->rx(s->opaque, buf, len);
 	s->rx_pending = true;
+	s->rx_frames++;
 	return (ssize_t)len;
 }
 
