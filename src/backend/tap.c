@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,4 +101,88 @@ void tap_close(struct tap *t)
 		return;
 	close(t->fd);
 	free(t);
+}
+
+/* ---- link state ---- */
+
+#ifndef IFF_LOWER_UP
+#define IFF_LOWER_UP 0x10000 /* <linux/if.h>, which clashes with <net/if.h> */
+#endif
+
+/* Administratively up with carrier. IFF_LOWER_UP (carrier) is set at once;
+ * IFF_RUNNING follows it only after the kernel's link-watch delay. */
+static bool link_up_flags(unsigned flags) { return (flags & IFF_UP) && (flags & IFF_LOWER_UP); }
+
+int tap_link_watch(void)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK };
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* Messages about interface idx in buf: 1 and *up when one was there. */
+static int parse_links(const char *buf, size_t len, unsigned idx, bool *up)
+{
+	int found = 0;
+	for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; NLMSG_OK(h, len);
+	     h = NLMSG_NEXT(h, len)) {
+		if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK)
+			continue;
+		if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg)))
+			continue;
+		const struct ifinfomsg *ifi = NLMSG_DATA(h);
+		if (idx == 0 || (unsigned)ifi->ifi_index != idx)
+			continue;
+		*up = h->nlmsg_type == RTM_NEWLINK && link_up_flags(ifi->ifi_flags);
+		found = 1;
+	}
+	return found;
+}
+
+int tap_link_read(int fd, const struct tap *t, bool *up)
+{
+	unsigned idx = if_nametoindex(t->name);
+	int found = 0;
+	for (;;) {
+		char buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? found : -errno;
+		found |= parse_links(buf, (size_t)n, idx, up);
+	}
+}
+
+int tap_link_now(const struct tap *t, bool *up)
+{
+	unsigned idx = if_nametoindex(t->name);
+	if (!idx)
+		return -ENODEV;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	struct {
+		struct nlmsghdr h;
+		struct ifinfomsg ifi;
+	} req = {
+		.h = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETLINK, .nlmsg_flags = NLM_F_REQUEST },
+		.ifi = { .ifi_family = AF_UNSPEC, .ifi_index = (int)idx },
+	};
+	int r = -EIO;
+	if (send(fd, &req, sizeof(req), 0) == (ssize_t)sizeof(req)) {
+		char buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n > 0 && parse_links(buf, (size_t)n, idx, up))
+			r = 0;
+	} else {
+		r = -errno;
+	}
+	close(fd);
+	return r;
 }

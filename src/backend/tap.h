@@ -20,3 +20,12 @@ int tap_open(const char *name, struct tap **out, char *err, size_t errlen);
 /* Which offloads the guest takes on receive (TUNSETOFFLOAD). */
 int tap_set_offload(struct tap *t, bool csum, bool tso4, bool tso6, bool ecn);
 void tap_close(struct tap *t);
+
+/* The link state the guest should see: the interface is administratively
+ * up and has carrier (IFF_UP and IFF_LOWER_UP). Watching it: a netlink
+ * socket (RTMGRP_LINK) to put on an event loop; tap_link_read() drains it
+ * and returns 1 with *up set when the tap's state was reported, 0 when
+ * nothing about it came, -errno on failure. tap_link_now() asks once. */
+int tap_link_watch(void);
+int tap_link_read(int fd, const struct tap *t, bool *up);
+int tap_link_now(const struct tap *t, bool *up);

@@ -339,6 +339,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_VERBOSE:
 			cfg.boot.inform = inform;
+			log_set_level(LOG_DEBUG); /* devices' choices too (vhost-net, link) */
 			break;
 		case 'h':
 			usage(stdout);

@@ -65,7 +65,9 @@ bool guest_mem_is_ram(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
  * generation, a reset waiting for those in flight), blk.c (io_uring reads
  * and writes straight into the chain's buffers), net.c (writev from and
  * copies into the chains), console.c (a receive buffer held across
- * calls, checked against the reset generation), rnd.c. A future change
+ * calls, checked against the reset generation), rnd.c, vhost_net.c
+ * (the kernel holds the memory table and ring addresses from a start to
+ * the stop that every reset does). A future change
  * that remaps guest RAM (memory hot-plug, a balloon that unmaps) must
  * first stop every device, as a reset does. */
 void *guest_mem_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 struct evloop_source {
@@ -170,4 +172,72 @@ void evloop_stop(struct evloop *loop)
 	uint64_t one = 1;
 	ssize_t r = write(loop->wakefd, &one, sizeof(one));
 	(void)r;
+}
+
+/* ---- timers ---- */
+
+struct evloop_timer {
+	struct evloop *loop;
+	struct evloop_source *src;
+	int fd;
+	evloop_timer_cb cb;
+	void *opaque;
+};
+
+int64_t evloop_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void on_timer(void *opaque, uint32_t events)
+{
+	(void)events;
+	struct evloop_timer *t = opaque;
+	uint64_t n;
+	if (read(t->fd, &n, sizeof(n)) != sizeof(n))
+		return; /* disarmed or re-armed meanwhile */
+	t->cb(t->opaque);
+}
+
+struct evloop_timer *evloop_timer_new(struct evloop *loop, evloop_timer_cb cb, void *opaque)
+{
+	struct evloop_timer *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->loop = loop;
+	t->cb = cb;
+	t->opaque = opaque;
+	t->fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (t->fd < 0 || !(t->src = evloop_add(loop, t->fd, EPOLLIN, on_timer, t))) {
+		int e = errno;
+		if (t->fd >= 0)
+			close(t->fd);
+		free(t);
+		errno = e;
+		return NULL;
+	}
+	return t;
+}
+
+int evloop_timer_mod(struct evloop_timer *t, int64_t expire_ns)
+{
+	struct itimerspec its = { 0 };
+	if (expire_ns >= 0) {
+		if (expire_ns == 0)
+			expire_ns = 1; /* 0 would disarm */
+		its.it_value.tv_sec = expire_ns / 1000000000;
+		its.it_value.tv_nsec = expire_ns % 1000000000;
+	}
+	return timerfd_settime(t->fd, TFD_TIMER_ABSTIME, &its, NULL) < 0 ? -errno : 0;
+}
+
+void evloop_timer_free(struct evloop_timer *t)
+{
+	if (!t)
+		return;
+	evloop_remove(t->loop, t->src);
+	close(t->fd);
+	free(t);
 }

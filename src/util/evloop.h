@@ -29,3 +29,16 @@ void evloop_stop(struct evloop *loop);
  * and run the callbacks that are ready. Returns how many ran, or -errno.
  * For tests that drive the loop by hand. */
 int evloop_run_once(struct evloop *loop, int timeout_ms);
+
+/* Timers on the loop, backed by a timerfd each (CLOCK_MONOTONIC): the
+ * callback runs on the loop thread once per expiry. For libraries that
+ * keep their own timers (libslirp). */
+struct evloop_timer;
+typedef void (*evloop_timer_cb)(void *opaque);
+struct evloop_timer *evloop_timer_new(struct evloop *loop, evloop_timer_cb cb, void *opaque);
+/* Arm for the absolute CLOCK_MONOTONIC time expire_ns (a time already
+ * past fires at once); expire_ns < 0 disarms. */
+int evloop_timer_mod(struct evloop_timer *t, int64_t expire_ns);
+void evloop_timer_free(struct evloop_timer *t);
+/* CLOCK_MONOTONIC now, in nanoseconds. */
+int64_t evloop_now_ns(void);

@@ -1,20 +1,43 @@
-/* virtio-net (5.1) on a Linux tap interface (backend/tap.c).
+/* virtio-net (5.1) on a Linux tap interface (backend/tap.c), optionally
+ * with the kernel's data path (vhost-net, backend/vhost_net.c), or on
+ * libslirp's user-mode network (backend/slirp.c).
  *
- * bhyve's conf: TAPNAME[,mac=xx:xx:xx:xx:xx:xx][,mtu=N] (also backend=TAPNAME).
- * Without mac= the address is bhyve's: 00:a0:98 and the first three bytes
- * of MD5("slot-function-vmname"), so a VM keeps its MAC across runs.
+ * bhyve's conf: TAPNAME[,mac=xx:xx:xx:xx:xx:xx][,mtu=N][,vhost=on|off]
+ * (also backend=TAPNAME), or slirp[,hostfwd=RULE[;RULE..]][,open|restrict]
+ * [,mac=..]. Without mac= the address is bhyve's: 00:a0:98 and the first
+ * three bytes of MD5("slot-function-vmname"), so a VM keeps its MAC across
+ * runs.
  *
- * One receive and one transmit queue, mergeable receive buffers, and the
- * tap's virtio-net header for checksum and TSO offload both ways (the
- * guest's headers go to the tap as they are; TUNSETOFFLOAD follows the
- * features the guest took). A thread per device, started at DRIVER_OK,
- * waits on the tap and the two kick eventfds: transmit writes each chain
- * to the tap straight from guest memory; receive reads a frame and copies
- * it into as many buffers as it needs. When the guest has no receive
- * buffers the tap is not read (the kernel queues, then drops).
+ * Queues: receive, transmit and control (CTRL_VQ). On a tap: mergeable
+ * receive buffers and the tap's virtio-net header for checksum and TSO
+ * offload both ways (the guest's headers go to the tap as they are;
+ * TUNSETOFFLOAD follows the features the guest took). A thread per device,
+ * started at DRIVER_OK, waits on the tap, the kick eventfds and the tap's
+ * link state (netlink): transmit writes each chain to the tap straight
+ * from guest memory; receive reads a frame and copies it into as many
+ * buffers as it needs. When the guest has no receive buffers the tap is
+ * not read (the kernel queues, then drops).
  *
- * The runtime contract (vdev_work.h): transmit takes a batch with
- * vdev_take, writes it to the tap unlocked and gives it back with
+ * vhost=on: at DRIVER_OK the device thread hands both rings to vhost-net
+ * (kick = the queue's ioeventfd, call = an eventfd the thread turns into
+ * the queue's interrupt) and stops watching the tap and those kicks; a
+ * reset stops vhost before it returns. Any failure says why once and the
+ * thread's own path carries on. The control queue stays in khyve; the
+ * receive filter cannot apply under vhost (the kernel delivers all).
+ *
+ * slirp: no thread and no offloads; everything runs on the event loop,
+ * which is libslirp's thread: transmitted frames go to slirp_input, the
+ * frames it sends wait in a small queue for receive buffers.
+ *
+ * Control queue (5.1.6.5): RX promisc/allmulti, the MAC filter table and
+ * address, announce acks. A malformed request fails with VIRTIO_NET_ERR.
+ * Link status (STATUS): down when the tap is administratively down or
+ * loses carrier, with a config interrupt; coming back up also asks the
+ * guest to announce itself when it took GUEST_ANNOUNCE. While the link is
+ * down, transmitted frames are dropped and none are received.
+ *
+ * The runtime contract (vdev_work.h): transmit and control take a batch
+ * with vdev_take (or vdev_serve), work unlocked and give it back with
  * vdev_give (a reset waits for it); receive copies a frame into buffers
  * under the device lock, so no reset falls between its pops and pushes.
  * Each round takes at most NET_BATCH chains per queue and re-kicks itself
@@ -24,6 +47,7 @@
  * its buffers once. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +56,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "backend/slirp.h"
 #include "backend/tap.h"
+#include "backend/vhost_net.h"
 #include "pci/slots.h"
 #include "util/log.h"
 #include "virtio/vdev_work.h"
@@ -42,11 +68,15 @@
 #define NET_QUEUE_SIZE 256
 #define NET_RXQ 0
 #define NET_TXQ 1
+#define NET_CTRLQ 2
 #define NET_CHAIN_MAX 64 /* segments per chain */
 #define NET_BATCH 64     /* chains per round */
 #define NET_RX_BUFS 64   /* buffers one frame may take (mergeable) */
 #define NET_HDR_LEN 12
 #define NET_PKT_MAX (NET_HDR_LEN + 65536 + 14 + 4) /* a GSO frame */
+#define NET_MAC_TABLE 64 /* filter entries; more means "accept all" */
+#define NET_SLIRP_PENDING 128 /* frames from slirp waiting for buffers */
+#define NET_SLIRP_SLOT (NET_HDR_LEN + SLIRP_BE_FRAME_MAX)
 
 #define VIRTIO_NET_F_CSUM 0
 #define VIRTIO_NET_F_GUEST_CSUM 1
@@ -60,35 +90,90 @@
 #define VIRTIO_NET_F_HOST_ECN 13
 #define VIRTIO_NET_F_MRG_RXBUF 15
 #define VIRTIO_NET_F_STATUS 16
+#define VIRTIO_NET_F_CTRL_VQ 17
+#define VIRTIO_NET_F_CTRL_RX 18
+#define VIRTIO_NET_F_GUEST_ANNOUNCE 21
+#define VIRTIO_NET_F_CTRL_MAC_ADDR 23
+#define VIRTIO_F_INDIRECT_DESC 28
+#define VIRTIO_F_EVENT_IDX 29
+#define VIRTIO_F_VERSION_1 32
+
+#define VIRTIO_NET_S_LINK_UP 1
+#define VIRTIO_NET_S_ANNOUNCE 2
+
+#define VIRTIO_NET_OK 0
+#define VIRTIO_NET_ERR 1
+#define VIRTIO_NET_CTRL_RX 0
+#define VIRTIO_NET_CTRL_RX_PROMISC 0
+#define VIRTIO_NET_CTRL_RX_ALLMULTI 1
+#define VIRTIO_NET_CTRL_MAC 1
+#define VIRTIO_NET_CTRL_MAC_TABLE_SET 0
+#define VIRTIO_NET_CTRL_MAC_ADDR_SET 1
+#define VIRTIO_NET_CTRL_ANNOUNCE 3
+#define VIRTIO_NET_CTRL_ANNOUNCE_ACK 0
 
 #define NET_CFG_SIZE 12
 
+enum net_backend { NET_BE_TAP, NET_BE_SLIRP };
+
 struct net_settings {
+	enum net_backend be;
 	char tap[16];
 	uint8_t mac[6];
 	bool have_mac;
 	unsigned mtu;
+	bool vhost;
+	bool restricted;
+	const char *hostfwd[SLIRP_BE_MAX_HOSTFWD]; /* into buf; only until create */
+	unsigned nhostfwd;
 	char *buf;
 };
 
 struct net {
 	struct virtio_dev *v;
 	struct platform *p;
+	enum net_backend be;
 	struct tap *tap;
+	struct slirp_be *slirp;
+	const char *name; /* for messages */
 	struct net_settings s;
-	uint8_t cfg[NET_CFG_SIZE];
+	uint8_t cfg[NET_CFG_SIZE]; /* under v->lock */
+	atomic_bool link_up;
+
+	/* The receive filter (CTRL_RX, CTRL_MAC), under v->lock. */
+	bool promisc, allmulti, uni_overflow, multi_overflow;
+	unsigned nuni, nmulti;
+	uint8_t uni[NET_MAC_TABLE][6], multi[NET_MAC_TABLE][6];
 
 	bool running;
 	pthread_t thread;
-	int epfd, stop_fd;
+	int epfd, stop_fd, link_fd;
 	bool rx_waiting; /* no receive buffers: the tap is not watched */
 
-	/* Thread-owned buffers (allocated at start). */
+	/* vhost-net: vhost_on changes under v->lock; the thread follows it
+	 * when mode_fd is signalled. */
+	struct vhost_net *vhost;
+	uint64_t vhost_features;
+	atomic_bool vhost_on;
+	bool vhost_want, vhost_failed, vhost_said;
+	int mode_fd, call_fd[2];
+
+	/* Thread-owned (or, for slirp, loop-owned) buffers, made at start. */
 	uint8_t *pkt;
 	size_t pkt_len;
 	bool pkt_pending;
-	struct iovec (*iov)[NET_CHAIN_MAX]; /* NET_BATCH chains' segments */
-	struct vq_chain *chains;             /* NET_BATCH */
+	uint64_t own_tx, own_rx; /* frames khyve's own path moved (--verbose at exit) */
+	struct iovec (*iov)[NET_CHAIN_MAX]; /* NET_BATCH chains' segments (tx) */
+	struct vq_chain *chains;             /* NET_BATCH (tx) */
+	struct iovec (*rxiov)[NET_CHAIN_MAX]; /* NET_RX_BUFS (rx) */
+	struct vq_chain *rxchains;             /* NET_RX_BUFS (rx) */
+	struct iovec ctrliov[NET_CHAIN_MAX];
+
+	/* slirp's frames waiting for the guest's buffers (loop thread). */
+	uint8_t *slirp_q; /* NET_SLIRP_PENDING slots of NET_SLIRP_SLOT */
+	uint16_t slirp_len[NET_SLIRP_PENDING];
+	unsigned slirp_head, slirp_count;
+	uint8_t *slirp_tx; /* one transmitted frame, linearised */
 };
 
 /* ---- MD5 (RFC 1321), for bhyve's default MAC ---- */
@@ -187,22 +272,59 @@ static void process_tx(struct net *n)
 	unsigned count = vdev_take(v, NET_TXQ, n->chains, NET_BATCH, &gen);
 	if (!count)
 		return;
+	bool up = atomic_load(&n->link_up);
 	for (unsigned i = 0; i < count; i++) {
 		struct vq_chain *c = &n->chains[i];
-		/* The guest's header and frame go to the tap as they are. */
 		used[i] = (struct vdev_used){ c->head, 0 };
-		if (c->out_len <= NET_HDR_LEN || c->out_len > NET_PKT_MAX)
+		if (!up || c->out_len <= NET_HDR_LEN || c->out_len > NET_PKT_MAX)
 			continue;
+		if (n->be == NET_BE_SLIRP) {
+			/* No offloads were offered: the header carries nothing
+			 * and the frame is whole. libslirp parses it; khyve
+			 * only bounds its size. */
+			if (c->out_len > NET_SLIRP_SLOT)
+				continue;
+			size_t len = vq_chain_read(c, 0, n->slirp_tx, (size_t)c->out_len);
+			slirp_be_input(n->slirp, n->slirp_tx + NET_HDR_LEN, len - NET_HDR_LEN);
+			continue;
+		}
+		/* The guest's header and frame go to the tap as they are. */
 		ssize_t w = writev(n->tap->fd, c->iov, (int)c->nout);
+		n->own_tx += w > 0;
 		if (w < 0 && errno != EAGAIN)
-			log_guest("virtio-net %s: transmit: %s", n->tap->name, strerror(errno));
+			log_guest("virtio-net %s: transmit: %s", n->name, strerror(errno));
 	}
+	if (n->be == NET_BE_SLIRP)
+		slirp_be_flush(n->slirp);
 	vdev_give(v, NET_TXQ, gen, used, count);
 	if (count == NET_BATCH)
 		vdev_rekick(v, NET_TXQ); /* more after the others had their turn */
 }
 
 /* ---- receive ---- */
+
+/* Whether the guest asked for a frame to this destination (5.1.6.5.1/2,
+ * the filter QEMU applies too). vdev->lock held. */
+static bool rx_wanted(struct net *n, const uint8_t *dst)
+{
+	if (n->promisc)
+		return true;
+	if (dst[0] & 1) {
+		static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+		if (!memcmp(dst, bcast, 6) || n->allmulti || n->multi_overflow)
+			return true;
+		for (unsigned i = 0; i < n->nmulti; i++)
+			if (!memcmp(dst, n->multi[i], 6))
+				return true;
+		return false;
+	}
+	if (!memcmp(dst, n->cfg, 6) || n->uni_overflow)
+		return true;
+	for (unsigned i = 0; i < n->nuni; i++)
+		if (!memcmp(dst, n->uni[i], 6))
+			return true;
+	return false;
+}
 
 static void watch_tap(struct net *n, bool on)
 {
@@ -211,14 +333,17 @@ static void watch_tap(struct net *n, bool on)
 	n->rx_waiting = !on;
 }
 
-/* Put the pending frame into receive buffers. vdev->lock held. Returns 1
- * when delivered (or dropped), 0 when the guest has too few buffers. */
-static int deliver(struct net *n, struct virtqueue *vq)
+/* Put the frame pkt (header included) into receive buffers. vdev->lock
+ * held. Returns 1 when delivered (or dropped), 0 when the guest has too
+ * few buffers. */
+static int deliver(struct net *n, struct virtqueue *vq, uint8_t *pkt, size_t len)
 {
+	if (len < NET_HDR_LEN + 6 || !atomic_load(&n->link_up) || !rx_wanted(n, pkt + NET_HDR_LEN))
+		return 1;
 	bool mrg = virtio_has_feature(n->v, VIRTIO_NET_F_MRG_RXBUF);
 	unsigned nbufs = 0;
 	uint64_t room = 0;
-	while (room < n->pkt_len) {
+	while (room < len) {
 		if (nbufs == NET_RX_BUFS || (!mrg && nbufs == 1)) {
 			/* The frame does not fit what the guest gives: drop it.
 			 * Nothing was pushed since these pops: rewinding is exact. */
@@ -226,8 +351,8 @@ static int deliver(struct net *n, struct virtqueue *vq)
 				vq_unpop(vq);
 			return 1;
 		}
-		struct vq_chain *c = &n->chains[nbufs];
-		*c = (struct vq_chain){ .cap = NET_CHAIN_MAX, .iov = n->iov[nbufs] };
+		struct vq_chain *c = &n->rxchains[nbufs];
+		*c = (struct vq_chain){ .cap = NET_CHAIN_MAX, .iov = n->rxiov[nbufs] };
 		int got = vq_pop(vq, c);
 		if (got < 0) {
 			virtio_queue_broken(n->v, NET_RXQ);
@@ -249,17 +374,32 @@ static int deliver(struct net *n, struct virtqueue *vq)
 		room += c->in_len;
 		nbufs++;
 	}
-	n->pkt[10] = (uint8_t)nbufs; /* num_buffers */
-	n->pkt[11] = (uint8_t)(nbufs >> 8);
+	pkt[10] = (uint8_t)nbufs; /* num_buffers */
+	pkt[11] = (uint8_t)(nbufs >> 8);
 	size_t off = 0;
 	for (unsigned i = 0; i < nbufs; i++) {
-		struct vq_chain *c = &n->chains[i];
-		size_t take = n->pkt_len - off < c->in_len ? n->pkt_len - off : c->in_len;
-		vq_chain_write(c, 0, n->pkt + off, take);
+		struct vq_chain *c = &n->rxchains[i];
+		size_t take = len - off < c->in_len ? len - off : c->in_len;
+		vq_chain_write(c, 0, pkt + off, take);
 		vq_push(vq, c->head, (uint32_t)take);
 		off += take;
 	}
 	return 1;
+}
+
+/* deliver(), and when the ring is empty, ask for a kick and look again.
+ * vdev->lock held; *pushed set when something went to the guest. */
+static int deliver_or_wait(struct net *n, uint8_t *pkt, size_t len, bool *pushed)
+{
+	struct virtqueue *vq = virtio_queue(n->v, NET_RXQ);
+	if (!vq)
+		return 1; /* no driver: drop */
+	int done = deliver(n, vq, pkt, len);
+	if (done)
+		*pushed = true;
+	else if (vq_enable_kicks(vq, true) && (done = deliver(n, vq, pkt, len)))
+		*pushed = true; /* buffers came meanwhile */
+	return done;
 }
 
 static void process_rx(struct net *n)
@@ -277,20 +417,13 @@ static void process_rx(struct net *n)
 			n->pkt_pending = true;
 		}
 		pthread_mutex_lock(&v->lock);
-		struct virtqueue *vq = virtio_queue(v, NET_RXQ);
-		int done = vq ? deliver(n, vq) : 1; /* no driver: drop */
-		if (done == 1 && vq)
-			pushed = true;
-		if (!done && vq_enable_kicks(vq, true)) {
-			/* buffers came meanwhile */
-			done = deliver(n, vq);
-			pushed |= done == 1;
-		}
+		int done = deliver_or_wait(n, n->pkt, n->pkt_len, &pushed);
 		pthread_mutex_unlock(&v->lock);
 		if (!done) {
 			watch_tap(n, false);
 			break;
 		}
+		n->own_rx++;
 		n->pkt_pending = false;
 	}
 	if (pushed) {
@@ -300,13 +433,289 @@ static void process_rx(struct net *n)
 	}
 }
 
+/* ---- slirp: frames to the guest (event loop thread) ---- */
+
+static void slirp_flush(struct net *n)
+{
+	struct virtio_dev *v = n->v;
+	bool pushed = false;
+	pthread_mutex_lock(&v->lock);
+	/* At most NET_SLIRP_PENDING frames: the queue's own bound. */
+	while (n->slirp_count) {
+		uint8_t *slot = n->slirp_q + (size_t)n->slirp_head * NET_SLIRP_SLOT;
+		if (!deliver_or_wait(n, slot, n->slirp_len[n->slirp_head], &pushed))
+			break;
+		n->slirp_head = (n->slirp_head + 1) % NET_SLIRP_PENDING;
+		n->slirp_count--;
+	}
+	if (pushed)
+		virtio_queue_notify_guest(v, NET_RXQ);
+	pthread_mutex_unlock(&v->lock);
+}
+
+static void slirp_rx(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct net *n = opaque;
+	/* libslirp's frames are bounded by its MTU; check anyway. A full
+	 * queue drops, as libslirp expects (TCP retransmits). */
+	if (len < 14 || len > SLIRP_BE_FRAME_MAX)
+		return;
+	if (n->slirp_count == NET_SLIRP_PENDING)
+		slirp_flush(n); /* room for it, if the guest has buffers */
+	if (n->slirp_count == NET_SLIRP_PENDING)
+		return;
+	unsigned tail = (n->slirp_head + n->slirp_count) % NET_SLIRP_PENDING;
+	uint8_t *slot = n->slirp_q + (size_t)tail * NET_SLIRP_SLOT;
+	memset(slot, 0, NET_HDR_LEN);
+	memcpy(slot + NET_HDR_LEN, frame, len);
+	n->slirp_len[tail] = (uint16_t)(NET_HDR_LEN + len);
+	n->slirp_count++;
+	if (n->slirp_count == NET_SLIRP_PENDING)
+		slirp_flush(n); /* else at the end of libslirp's round (slirp_rx_done) */
+}
+
+static void slirp_rx_done(void *opaque) { slirp_flush(opaque); }
+
+/* ---- control queue ---- */
+
+static uint8_t ctrl_mac_table(struct net *n, const struct vq_chain *c)
+{
+	/* Two tables, each a le32 count and count addresses: unicast, then
+	 * multicast; together exactly the request's data. */
+	uint64_t off = 2;
+	unsigned cnt[2];
+	uint8_t (*tab[2])[6] = { n->uni, n->multi };
+	uint8_t tmp[2][NET_MAC_TABLE][6];
+	for (int t = 0; t < 2; t++) {
+		uint8_t le[4];
+		if (vq_chain_read(c, off, le, 4) != 4)
+			return VIRTIO_NET_ERR;
+		uint64_t k = (uint64_t)le[0] | (uint64_t)le[1] << 8 | (uint64_t)le[2] << 16 |
+			     (uint64_t)le[3] << 24;
+		off += 4;
+		if (k * 6 > c->out_len - off)
+			return VIRTIO_NET_ERR;
+		cnt[t] = (unsigned)k;
+		if (k <= NET_MAC_TABLE && vq_chain_read(c, off, tmp[t], k * 6) != k * 6)
+			return VIRTIO_NET_ERR;
+		off += k * 6;
+	}
+	if (off != c->out_len)
+		return VIRTIO_NET_ERR;
+	pthread_mutex_lock(&n->v->lock);
+	for (int t = 0; t < 2; t++) {
+		bool over = cnt[t] > NET_MAC_TABLE;
+		if (!over)
+			memcpy(tab[t], tmp[t], (size_t)cnt[t] * 6);
+		if (t == 0) {
+			n->uni_overflow = over;
+			n->nuni = over ? 0 : cnt[t];
+		} else {
+			n->multi_overflow = over;
+			n->nmulti = over ? 0 : cnt[t];
+		}
+	}
+	pthread_mutex_unlock(&n->v->lock);
+	return VIRTIO_NET_OK;
+}
+
+static uint8_t ctrl_command(struct net *n, const struct vq_chain *c)
+{
+	struct virtio_dev *v = n->v;
+	uint8_t hdr[2], data[6];
+	if (vq_chain_read(c, 0, hdr, 2) != 2)
+		return VIRTIO_NET_ERR;
+	uint64_t dlen = c->out_len - 2;
+	switch (hdr[0]) {
+	case VIRTIO_NET_CTRL_RX:
+		if (!virtio_has_feature(v, VIRTIO_NET_F_CTRL_RX) || dlen != 1 ||
+		    vq_chain_read(c, 2, data, 1) != 1)
+			return VIRTIO_NET_ERR;
+		if (hdr[1] != VIRTIO_NET_CTRL_RX_PROMISC && hdr[1] != VIRTIO_NET_CTRL_RX_ALLMULTI)
+			return VIRTIO_NET_ERR;
+		pthread_mutex_lock(&v->lock);
+		if (hdr[1] == VIRTIO_NET_CTRL_RX_PROMISC)
+			n->promisc = data[0] != 0;
+		else
+			n->allmulti = data[0] != 0;
+		pthread_mutex_unlock(&v->lock);
+		return VIRTIO_NET_OK;
+	case VIRTIO_NET_CTRL_MAC:
+		if (hdr[1] == VIRTIO_NET_CTRL_MAC_TABLE_SET) {
+			if (!virtio_has_feature(v, VIRTIO_NET_F_CTRL_RX))
+				return VIRTIO_NET_ERR;
+			return ctrl_mac_table(n, c);
+		}
+		if (hdr[1] == VIRTIO_NET_CTRL_MAC_ADDR_SET) {
+			if (!virtio_has_feature(v, VIRTIO_NET_F_CTRL_MAC_ADDR) || dlen != 6 ||
+			    vq_chain_read(c, 2, data, 6) != 6)
+				return VIRTIO_NET_ERR;
+			pthread_mutex_lock(&v->lock);
+			memcpy(n->cfg, data, 6);
+			pthread_mutex_unlock(&v->lock);
+			return VIRTIO_NET_OK;
+		}
+		return VIRTIO_NET_ERR;
+	case VIRTIO_NET_CTRL_ANNOUNCE:
+		if (!virtio_has_feature(v, VIRTIO_NET_F_GUEST_ANNOUNCE) ||
+		    hdr[1] != VIRTIO_NET_CTRL_ANNOUNCE_ACK || dlen != 0)
+			return VIRTIO_NET_ERR;
+		pthread_mutex_lock(&v->lock);
+		n->cfg[6] &= (uint8_t)~VIRTIO_NET_S_ANNOUNCE;
+		pthread_mutex_unlock(&v->lock);
+		return VIRTIO_NET_OK;
+	default:
+		return VIRTIO_NET_ERR;
+	}
+}
+
+static uint32_t ctrl_one(struct virtio_dev *v, unsigned q, struct vq_chain *c, void *opaque)
+{
+	(void)v;
+	(void)q;
+	struct net *n = opaque;
+	if (c->in_len < 1)
+		return 0; /* nowhere to put the ack: the request is ignored */
+	uint8_t ack = c->out_len < 2 ? VIRTIO_NET_ERR : ctrl_command(n, c);
+	/* The ack is the last device-writable byte (5.1.6.5). */
+	vq_chain_write(c, (size_t)c->in_len - 1, &ack, 1);
+	return (uint32_t)c->in_len;
+}
+
+static void process_ctrl(struct net *n)
+{
+	vdev_serve(n->v, NET_CTRLQ, n->ctrliov, NET_CHAIN_MAX, ctrl_one, n);
+}
+
+/* ---- link state ---- */
+
+void virtio_net_set_link(struct virtio_dev *v, bool up)
+{
+	struct net *n = v->opaque;
+	pthread_mutex_lock(&v->lock);
+	bool was = n->cfg[6] & VIRTIO_NET_S_LINK_UP;
+	if (was != up) {
+		atomic_store(&n->link_up, up);
+		n->cfg[6] = (uint8_t)((n->cfg[6] & ~VIRTIO_NET_S_LINK_UP) | (up ? VIRTIO_NET_S_LINK_UP : 0));
+		/* Back up: the switch may have forgotten us; ask the guest to
+		 * announce itself (gratuitous ARP) when it can. */
+		if (up && virtio_has_feature(v, VIRTIO_NET_F_GUEST_ANNOUNCE))
+			n->cfg[6] |= VIRTIO_NET_S_ANNOUNCE;
+		if (virtio_has_feature(v, VIRTIO_NET_F_STATUS))
+			virtio_config_changed(v);
+		log_debug("virtio-net %s: link %s", n->name, up ? "up" : "down");
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+static void link_event(struct net *n)
+{
+	bool up;
+	int r = tap_link_read(n->link_fd, n->tap, &up);
+	if (r > 0)
+		virtio_net_set_link(n->v, up);
+	else if (r < 0 && r != -ENOBUFS) {
+		/* Lost track: stop listening rather than spin. */
+		epoll_ctl(n->epfd, EPOLL_CTL_DEL, n->link_fd, NULL);
+	} else if (r == -ENOBUFS && tap_link_now(n->tap, &up) == 0) {
+		virtio_net_set_link(n->v, up); /* messages were lost: ask */
+	}
+}
+
+/* ---- vhost-net ---- */
+
+#define VHOST_RING_FEATURES                                                            \
+	(1ULL << VIRTIO_NET_F_MRG_RXBUF | 1ULL << VIRTIO_F_INDIRECT_DESC |               \
+	 1ULL << VIRTIO_F_EVENT_IDX | 1ULL << VIRTIO_F_VERSION_1)
+
+/* Hand the rings to vhost-net. vdev->lock held; called on the device
+ * thread, so no chain of its own path is in flight. */
+static bool vhost_try_start(struct net *n)
+{
+	struct virtio_dev *v = n->v;
+	char why[160];
+	uint64_t f = v->guest_features & VHOST_RING_FEATURES;
+	if (f & ~n->vhost_features) {
+		snprintf(why, sizeof(why), "the kernel's vhost-net lacks features %#llx",
+			 (unsigned long long)(f & ~n->vhost_features));
+		goto fail;
+	}
+	struct vhost_net_ring ring[2];
+	for (unsigned i = 0; i < 2; i++) {
+		struct virtio_queue *q = &v->q[i];
+		if (!virtio_queue(v, i)) {
+			snprintf(why, sizeof(why), "queue %u is not live", i);
+			goto fail;
+		}
+		ring[i] = (struct vhost_net_ring){
+			.num = q->size, .desc = q->desc, .avail = q->driver, .used = q->device,
+			.base = q->vq.last_avail, .kick_fd = q->kick_fd, .call_fd = n->call_fd[i],
+		};
+	}
+	if (vhost_net_start(n->vhost, f, v->p->mem, ring, n->tap->fd, why, sizeof(why)))
+		goto fail;
+	if (!n->vhost_said)
+		log_debug("virtio-net %s: vhost-net carries the data path", n->name);
+	n->vhost_said = true;
+	return true;
+fail:
+	/* Said once; the device's own path carries on, now and after resets. */
+	log_warn("virtio-net %s: vhost=on: %s; using khyve's own data path", n->name, why);
+	n->vhost_failed = true;
+	vhost_net_close(n->vhost); /* drops whatever half of the setup was made */
+	n->vhost = NULL;
+	return false;
+}
+
+/* Follow vhost_on (device thread): watch the tap and the kicks only when
+ * the own path is in use. */
+static void vhost_follow(struct net *n)
+{
+	struct virtio_dev *v = n->v;
+	uint64_t cnt;
+	if (read(n->mode_fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&v->lock);
+	if (n->vhost_want && !n->vhost_failed && !atomic_load(&n->vhost_on) && v->started)
+		atomic_store(&n->vhost_on, vhost_try_start(n));
+	n->vhost_want = false;
+	bool on = atomic_load(&n->vhost_on);
+	pthread_mutex_unlock(&v->lock);
+	for (unsigned i = 0; i < 2; i++) {
+		int fd = v->q[i].kick_fd;
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+		if (on)
+			epoll_ctl(n->epfd, EPOLL_CTL_DEL, fd, NULL);
+		else
+			epoll_ctl(n->epfd, EPOLL_CTL_ADD, fd, &ev); /* EEXIST when there */
+	}
+	watch_tap(n, !on);
+	n->pkt_pending = false;
+}
+
+static void vhost_call(struct net *n, unsigned q)
+{
+	uint64_t cnt;
+	if (read(n->call_fd[q], &cnt, sizeof(cnt)) != sizeof(cnt))
+		return;
+	/* vhost already applied the ring's interrupt suppression. */
+	virtio_queue_interrupt(n->v, q);
+}
+
+/* ---- the device thread (tap) ---- */
+
 static void *net_thread(void *opaque)
 {
 	struct net *n = opaque;
 	pthread_setname_np(pthread_self(), "virtio-net");
 	int rxkick = n->v->q[NET_RXQ].kick_fd, txkick = n->v->q[NET_TXQ].kick_fd;
-	process_tx(n);
-	process_rx(n);
+	int ctrlkick = n->v->q[NET_CTRLQ].kick_fd;
+	vhost_follow(n);
+	if (!atomic_load(&n->vhost_on)) {
+		process_tx(n);
+		process_rx(n);
+	}
+	process_ctrl(n);
 	for (;;) {
 		struct epoll_event ev[8];
 		int k = epoll_wait(n->epfd, ev, 8, -1);
@@ -319,51 +728,55 @@ static void *net_thread(void *opaque)
 		bool rx = false;
 		for (int i = 0; i < k; i++) {
 			int fd = ev[i].data.fd;
+			bool own = !atomic_load(&n->vhost_on);
 			if (fd == n->stop_fd)
 				return NULL;
-			if (fd == txkick) {
+			if (fd == n->mode_fd) {
+				vhost_follow(n);
+			} else if (fd == n->call_fd[0] || fd == n->call_fd[1]) {
+				vhost_call(n, fd == n->call_fd[1]);
+			} else if (fd == n->link_fd) {
+				link_event(n);
+			} else if (fd == ctrlkick) {
+				virtio_kick_drain(n->v, NET_CTRLQ);
+				process_ctrl(n);
+			} else if (fd == txkick && own) {
 				virtio_kick_drain(n->v, NET_TXQ);
 				process_tx(n);
-			} else if (fd == rxkick) {
+			} else if (fd == rxkick && own) {
 				virtio_kick_drain(n->v, NET_RXQ);
 				if (n->rx_waiting)
 					watch_tap(n, true);
 				rx = true;
-			} else if (fd == n->tap->fd) {
+			} else if (fd == n->tap->fd && own) {
 				rx = true;
 			}
 		}
-		if (rx && !n->rx_waiting)
+		if (rx && !n->rx_waiting && !atomic_load(&n->vhost_on))
 			process_rx(n);
 	}
 }
 
 /* ---- transport hooks ---- */
 
-/* Safe to call again: each piece is made once and kept until destroy. */
-static int net_start(struct virtio_dev *v)
+static int start_thread(struct net *n)
 {
-	struct net *n = v->opaque;
-	int r = tap_set_offload(n->tap, virtio_has_feature(v, VIRTIO_NET_F_GUEST_CSUM),
-				virtio_has_feature(v, VIRTIO_NET_F_GUEST_TSO4),
-				virtio_has_feature(v, VIRTIO_NET_F_GUEST_TSO6),
-				virtio_has_feature(v, VIRTIO_NET_F_GUEST_ECN));
-	if (r)
-		log_warn("virtio-net %s: setting offloads: %s", n->tap->name, strerror(-r));
-	if (n->running)
-		return 0;
-	if (!n->pkt && !(n->pkt = malloc(NET_PKT_MAX)))
-		return -ENOMEM;
-	if (!n->iov && !(n->iov = calloc(NET_BATCH, sizeof(*n->iov))))
-		return -ENOMEM;
-	if (!n->chains && !(n->chains = calloc(NET_BATCH, sizeof(*n->chains))))
-		return -ENOMEM;
+	struct virtio_dev *v = n->v;
 	if (n->epfd < 0 && (n->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return -errno;
 	if (n->stop_fd < 0 && (n->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		return -errno;
-	int fds[] = { n->stop_fd, v->q[NET_RXQ].kick_fd, v->q[NET_TXQ].kick_fd, n->tap->fd };
+	if (n->mode_fd < 0 && (n->mode_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		return -errno;
+	for (int i = 0; i < 2 && n->vhost; i++)
+		if (n->call_fd[i] < 0 && (n->call_fd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+			return -errno;
+	int fds[] = { n->stop_fd,	       n->mode_fd, v->q[NET_RXQ].kick_fd, v->q[NET_TXQ].kick_fd,
+		      v->q[NET_CTRLQ].kick_fd, n->tap->fd, n->call_fd[0],	  n->call_fd[1],
+		      n->link_fd };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (fds[i] < 0)
+			continue;
 		struct epoll_event ev = { .events = EPOLLIN, .data.fd = fds[i] };
 		if (epoll_ctl(n->epfd, EPOLL_CTL_ADD, fds[i], &ev) < 0 && errno != EEXIST)
 			return -errno;
@@ -372,12 +785,74 @@ static int net_start(struct virtio_dev *v)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
-	r = -pthread_create(&n->thread, &attr, net_thread, n);
+	int r = -pthread_create(&n->thread, &attr, net_thread, n);
 	pthread_attr_destroy(&attr);
 	if (r)
 		return r;
 	n->running = true;
 	return 0;
+}
+
+/* Safe to call again: each piece is made once and kept until destroy. */
+static int net_start(struct virtio_dev *v)
+{
+	struct net *n = v->opaque;
+	if (n->be == NET_BE_TAP) {
+		int r = tap_set_offload(n->tap, virtio_has_feature(v, VIRTIO_NET_F_GUEST_CSUM),
+					virtio_has_feature(v, VIRTIO_NET_F_GUEST_TSO4),
+					virtio_has_feature(v, VIRTIO_NET_F_GUEST_TSO6),
+					virtio_has_feature(v, VIRTIO_NET_F_GUEST_ECN));
+		if (r)
+			log_warn("virtio-net %s: setting offloads: %s", n->name, strerror(-r));
+	}
+	if (!n->iov && !(n->iov = calloc(NET_BATCH, sizeof(*n->iov))))
+		return -ENOMEM;
+	if (!n->chains && !(n->chains = calloc(NET_BATCH, sizeof(*n->chains))))
+		return -ENOMEM;
+	if (!n->rxiov && !(n->rxiov = calloc(NET_RX_BUFS, sizeof(*n->rxiov))))
+		return -ENOMEM;
+	if (!n->rxchains && !(n->rxchains = calloc(NET_RX_BUFS, sizeof(*n->rxchains))))
+		return -ENOMEM;
+	if (n->be == NET_BE_SLIRP) {
+		if (!n->slirp_tx && !(n->slirp_tx = malloc(NET_SLIRP_SLOT)))
+			return -ENOMEM;
+		return 0; /* the event loop serves the queues */
+	}
+	if (!n->pkt && !(n->pkt = malloc(NET_PKT_MAX)))
+		return -ENOMEM;
+	if (n->vhost && !n->vhost_failed) {
+		/* The device thread switches over when nothing of its own
+		 * path is in flight. */
+		n->vhost_want = true;
+		if (n->mode_fd >= 0) {
+			uint64_t one = 1;
+			ssize_t w = write(n->mode_fd, &one, sizeof(one));
+			(void)w;
+		}
+	}
+	if (n->running)
+		return 0;
+	return start_thread(n);
+}
+
+static void net_reset(struct virtio_dev *v)
+{
+	struct net *n = v->opaque;
+	if (atomic_load(&n->vhost_on)) {
+		/* Before the driver's reset returns: the kernel stops touching
+		 * the rings (SET_BACKEND -1 waits for its worker). */
+		vhost_net_stop(n->vhost);
+		atomic_store(&n->vhost_on, false);
+		uint64_t one = 1;
+		ssize_t w = write(n->mode_fd, &one, sizeof(one));
+		(void)w;
+	}
+	n->vhost_want = false;
+	n->promisc = true; /* until the driver says otherwise, as QEMU */
+	n->allmulti = n->uni_overflow = n->multi_overflow = false;
+	n->nuni = n->nmulti = 0;
+	memcpy(n->cfg, n->s.mac, 6);
+	n->cfg[6] &= (uint8_t)~VIRTIO_NET_S_ANNOUNCE;
 }
 
 static void net_cfg_read(struct virtio_dev *v, unsigned off, void *buf, unsigned len)
@@ -388,8 +863,16 @@ static void net_cfg_read(struct virtio_dev *v, unsigned off, void *buf, unsigned
 
 static void net_notify(struct virtio_dev *v, unsigned q)
 {
-	(void)v;
-	(void)q; /* the device thread reads the kicks */
+	struct net *n = v->opaque;
+	if (n->be != NET_BE_SLIRP)
+		return; /* the device thread reads the kicks */
+	/* slirp: kicks are read on the event loop, libslirp's thread. */
+	if (q == NET_TXQ)
+		process_tx(n);
+	else if (q == NET_RXQ)
+		slirp_flush(n);
+	else if (q == NET_CTRLQ)
+		process_ctrl(n);
 }
 
 static void net_destroy(struct virtio_dev *v)
@@ -400,14 +883,22 @@ static void net_destroy(struct virtio_dev *v)
 		ssize_t w = write(n->stop_fd, &one, sizeof(one));
 		(void)w;
 		pthread_join(n->thread, NULL);
+		log_debug("virtio-net %s: khyve's own path moved %llu frames out, %llu in", n->name,
+			  (unsigned long long)n->own_tx, (unsigned long long)n->own_rx);
 	}
-	if (n->epfd >= 0)
-		close(n->epfd);
-	if (n->stop_fd >= 0)
-		close(n->stop_fd);
+	vhost_net_close(n->vhost);
+	slirp_be_close(n->slirp);
+	int fds[] = { n->epfd, n->stop_fd, n->mode_fd, n->call_fd[0], n->call_fd[1], n->link_fd };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	free(n->pkt);
 	free(n->iov);
 	free(n->chains);
+	free(n->rxiov);
+	free(n->rxchains);
+	free(n->slirp_q);
+	free(n->slirp_tx);
 	tap_close(n->tap);
 	free(n);
 }
@@ -416,6 +907,7 @@ static const struct virtio_dev_ops net_ops = {
 	.cfg_read = net_cfg_read,
 	.queue_notify = net_notify,
 	.start = net_start,
+	.reset = net_reset,
 	.destroy = net_destroy,
 };
 
@@ -456,14 +948,21 @@ static int net_parse(const char *conf, void **settings, char *err, size_t errlen
 		snprintf(err, errlen, "too many options");
 		goto fail;
 	}
+	s->restricted = false;
 	for (int i = 0; i < nw; i++) {
 		const char *k = w[i].key, *val = w[i].value;
 		const char *tap = NULL;
+		if (i == 0 && !val && !strcmp(k, "slirp")) {
+			s->be = NET_BE_SLIRP;
+			continue;
+		}
 		if (i == 0 && !val)
 			tap = k;
 		else if (!strcmp(k, "backend") && val)
 			tap = val;
-		if (tap) {
+		if (tap && !strcmp(tap, "slirp")) {
+			s->be = NET_BE_SLIRP;
+		} else if (tap) {
 			if (!*tap || strlen(tap) >= sizeof(s->tap)) {
 				snprintf(err, errlen, "'%s' is not a tap interface name", tap);
 				goto fail;
@@ -484,14 +983,55 @@ static int net_parse(const char *conf, void **settings, char *err, size_t errlen
 				goto fail;
 			}
 			s->mtu = (unsigned)m;
+		} else if (!strcmp(k, "vhost") && val) {
+			if (strcmp(val, "on") && strcmp(val, "off")) {
+				snprintf(err, errlen, "vhost=%s: expected on or off", val);
+				goto fail;
+			}
+			s->vhost = !strcmp(val, "on");
+		} else if (!strcmp(k, "hostfwd") && val) {
+			/* bhyve separates several rules with ';'; a repeated
+			 * hostfwd= adds more. The value lives in s->buf. */
+			for (char *rule = (char *)val, *next; rule; rule = next) {
+				next = strchr(rule, ';');
+				if (next)
+					*next++ = 0;
+				if (!*rule)
+					continue;
+				if (s->nhostfwd == SLIRP_BE_MAX_HOSTFWD) {
+					snprintf(err, errlen, "hostfwd: at most %d rules",
+						 SLIRP_BE_MAX_HOSTFWD);
+					goto fail;
+				}
+				if (slirp_be_check_hostfwd(rule, err, errlen))
+					goto fail;
+				s->hostfwd[s->nhostfwd++] = rule;
+			}
+		} else if (!strcmp(k, "open") && !val) {
+			s->restricted = false; /* bhyve's word; the default here too */
+		} else if (!strcmp(k, "restrict") && !val) {
+			s->restricted = true;
 		} else {
-			snprintf(err, errlen, "virtio-net: unknown option '%s%s%s' (expected TAPNAME, mac=, mtu=)",
+			snprintf(err, errlen,
+				 "virtio-net: unknown option '%s%s%s' (expected TAPNAME or slirp, mac=, mtu=, vhost=, hostfwd=)",
 				 k, val ? "=" : "", val ? val : "");
 			goto fail;
 		}
 	}
-	if (!s->tap[0]) {
-		snprintf(err, errlen, "virtio-net needs a tap interface: slot,virtio-net,TAPNAME[,mac=..]");
+	if (s->be == NET_BE_TAP && (s->nhostfwd || s->restricted)) {
+		snprintf(err, errlen, "hostfwd= and restrict are slirp options: slot,virtio-net,slirp,hostfwd=..");
+		goto fail;
+	}
+	if (s->be == NET_BE_SLIRP && s->vhost) {
+		snprintf(err, errlen, "vhost=on needs a tap interface, not slirp");
+		goto fail;
+	}
+	if (s->be == NET_BE_SLIRP && s->mtu > 1500) {
+		snprintf(err, errlen, "mtu=%u: slirp's MTU is at most 1500", s->mtu);
+		goto fail;
+	}
+	if (s->be == NET_BE_TAP && !s->tap[0]) {
+		snprintf(err, errlen, "virtio-net needs a tap interface or slirp: slot,virtio-net,TAPNAME[,mac=..] or slot,virtio-net,slirp[,hostfwd=..]");
 		goto fail;
 	}
 	*settings = s;
@@ -515,9 +1055,10 @@ void virtio_net_default_mac(unsigned slot, unsigned func, const char *vm, uint8_
 	mac[5] = digest[2];
 }
 
+/* The device on an opened backend (tap, or NULL for slirp). */
 static int net_create_with(struct pci_bus *bus, unsigned slot, unsigned func,
 			   const struct net_settings *s, struct platform *p, struct tap *tap,
-			   struct virtio_dev **out, char *err, size_t errlen)
+			   bool watch_link, struct virtio_dev **out, char *err, size_t errlen)
 {
 	struct net *n = calloc(1, sizeof(*n));
 	if (!n) {
@@ -527,52 +1068,105 @@ static int net_create_with(struct pci_bus *bus, unsigned slot, unsigned func,
 	n->p = p;
 	n->s = *s;
 	n->s.buf = NULL;
-	n->epfd = n->stop_fd = -1;
+	n->s.nhostfwd = 0; /* the rules point into the caller's buffer */
+	n->be = s->be;
+	n->epfd = n->stop_fd = n->mode_fd = n->link_fd = -1;
+	n->call_fd[0] = n->call_fd[1] = -1;
 	n->tap = tap;
+	n->name = tap ? tap->name : "slirp";
+	n->promisc = true;
+	atomic_init(&n->link_up, true);
+	atomic_init(&n->vhost_on, false);
 	int r;
-	if (!n->tap->vnet_hdr) {
+	if (tap && !n->tap->vnet_hdr) {
 		snprintf(err, errlen, "%s: the tap driver has no virtio-net header support", s->tap);
-		tap_close(n->tap);
-		free(n);
-		return -EOPNOTSUPP;
+		r = -EOPNOTSUPP;
+		goto fail;
 	}
 	if (!s->have_mac)
 		virtio_net_default_mac(slot, func, p->vm_name, n->s.mac);
 	memcpy(n->cfg, n->s.mac, 6);
-	n->cfg[6] = 1; /* status: VIRTIO_NET_S_LINK_UP */
-	n->cfg[8] = 1; /* max_virtqueue_pairs */
+	n->cfg[6] = VIRTIO_NET_S_LINK_UP; /* status */
+	n->cfg[8] = 1;                    /* max_virtqueue_pairs */
 	n->cfg[10] = (uint8_t)s->mtu;
 	n->cfg[11] = (uint8_t)(s->mtu >> 8);
 	uint64_t features = 1ULL << VIRTIO_NET_F_MAC | 1ULL << VIRTIO_NET_F_STATUS |
-			    1ULL << VIRTIO_NET_F_MRG_RXBUF | 1ULL << VIRTIO_NET_F_CSUM |
-			    1ULL << VIRTIO_NET_F_GUEST_CSUM | 1ULL << VIRTIO_NET_F_HOST_TSO4 |
-			    1ULL << VIRTIO_NET_F_HOST_TSO6 | 1ULL << VIRTIO_NET_F_HOST_ECN |
-			    1ULL << VIRTIO_NET_F_GUEST_TSO4 | 1ULL << VIRTIO_NET_F_GUEST_TSO6 |
-			    1ULL << VIRTIO_NET_F_GUEST_ECN;
+			    1ULL << VIRTIO_NET_F_MRG_RXBUF | 1ULL << VIRTIO_NET_F_CTRL_VQ |
+			    1ULL << VIRTIO_NET_F_CTRL_RX | 1ULL << VIRTIO_NET_F_GUEST_ANNOUNCE |
+			    1ULL << VIRTIO_NET_F_CTRL_MAC_ADDR;
+	if (tap)
+		/* libslirp wants whole frames with their checksums: offloads
+		 * only on a tap, whose kernel side does them. */
+		features |= 1ULL << VIRTIO_NET_F_CSUM | 1ULL << VIRTIO_NET_F_GUEST_CSUM |
+			    1ULL << VIRTIO_NET_F_HOST_TSO4 | 1ULL << VIRTIO_NET_F_HOST_TSO6 |
+			    1ULL << VIRTIO_NET_F_HOST_ECN | 1ULL << VIRTIO_NET_F_GUEST_TSO4 |
+			    1ULL << VIRTIO_NET_F_GUEST_TSO6 | 1ULL << VIRTIO_NET_F_GUEST_ECN;
 	if (s->mtu)
 		features |= 1ULL << VIRTIO_NET_F_MTU;
-	r = virtio_pci_create(bus, slot, func, p, "virtio-net", VIRTIO_ID_NET, 0x020000, features, 2,
+	if (tap && watch_link) {
+		bool up;
+		if (tap_link_now(tap, &up) == 0 && !up) {
+			atomic_store(&n->link_up, false);
+			n->cfg[6] = 0;
+		}
+		n->link_fd = tap_link_watch(); /* without it the link stays as it is */
+		if (n->link_fd < 0)
+			log_warn("virtio-net %s: cannot watch the link state: %s", n->name,
+				 strerror(-n->link_fd));
+	}
+	if (tap && s->vhost) {
+		char why[160];
+		if (vhost_net_open(&n->vhost, &n->vhost_features, why, sizeof(why)))
+			log_warn("virtio-net %s: vhost=on: %s; using khyve's own data path", n->name,
+				 why);
+	}
+	if (!tap) {
+		if (!(n->slirp_q = malloc((size_t)NET_SLIRP_PENDING * NET_SLIRP_SLOT))) {
+			r = -ENOMEM;
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		r = slirp_be_open(p->loop, s->hostfwd, s->nhostfwd, s->restricted, slirp_rx,
+				  slirp_rx_done, n, &n->slirp, err, errlen);
+		if (r)
+			goto fail;
+	}
+	r = virtio_pci_create(bus, slot, func, p, "virtio-net", VIRTIO_ID_NET, 0x020000, features, 3,
 			      NET_QUEUE_SIZE, NET_CFG_SIZE, &net_ops, n, &n->v);
 	if (r) {
 		snprintf(err, errlen, "cannot create the device: %s", strerror(-r));
-		tap_close(n->tap);
-		free(n);
+		goto fail;
+	}
+	if (!tap && (r = virtio_kicks_on_loop(n->v))) {
+		/* the device is the bus's now; it frees n at destroy */
+		snprintf(err, errlen, "slirp: cannot watch the queues: %s", strerror(-r));
 		return r;
 	}
 	if (out)
 		*out = n->v;
 	return 0;
+fail:
+	if (n->link_fd >= 0)
+		close(n->link_fd);
+	vhost_net_close(n->vhost);
+	slirp_be_close(n->slirp);
+	free(n->slirp_q);
+	tap_close(n->tap);
+	free(n);
+	return r;
 }
 
 static int net_create(struct pci_bus *bus, unsigned slot, unsigned func, void *settings,
 		      struct platform *p, char *err, size_t errlen)
 {
 	struct net_settings *s = settings;
-	struct tap *tap;
-	int r = tap_open(s->tap, &tap, err, errlen);
-	if (r)
-		return r;
-	return net_create_with(bus, slot, func, s, p, tap, NULL, err, errlen);
+	struct tap *tap = NULL;
+	if (s->be == NET_BE_TAP) {
+		int r = tap_open(s->tap, &tap, err, errlen);
+		if (r)
+			return r;
+	}
+	return net_create_with(bus, slot, func, s, p, tap, true, NULL, err, errlen);
 }
 
 int virtio_net_create_on_tap(struct pci_bus *bus, unsigned slot, unsigned func, struct platform *p,
@@ -580,7 +1174,7 @@ int virtio_net_create_on_tap(struct pci_bus *bus, unsigned slot, unsigned func, 
 {
 	struct net_settings s = { .mac = { 0x02, 0, 0, 0, 0, 1 }, .have_mac = true };
 	snprintf(s.tap, sizeof(s.tap), "%s", tap->name);
-	return net_create_with(bus, slot, func, &s, p, tap, out, err, errlen);
+	return net_create_with(bus, slot, func, &s, p, tap, false, out, err, errlen);
 }
 
 const struct pci_emul pci_emul_virtio_net = {

@@ -46,6 +46,12 @@ void virtio_queue_notify_guest(struct virtio_dev *v, unsigned q)
 	raise_irq(v, v->q[q].msix_vector, 1);
 }
 
+void virtio_queue_interrupt(struct virtio_dev *v, unsigned q)
+{
+	if (q < v->nqueues)
+		raise_irq(v, v->q[q].msix_vector, 1);
+}
+
 void virtio_config_changed(struct virtio_dev *v)
 {
 	v->config_generation++;

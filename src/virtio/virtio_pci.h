@@ -145,6 +145,9 @@ void virtio_queue_broken(struct virtio_dev *v, unsigned q);
 /* After pushing used entries: interrupt the driver if it wants one.
  * vdev->lock held. */
 void virtio_queue_notify_guest(struct virtio_dev *v, unsigned q);
+/* Interrupt the driver for queue q whatever the ring's suppression says:
+ * for a back end that decided it already (vhost's call eventfd). */
+void virtio_queue_interrupt(struct virtio_dev *v, unsigned q);
 /* Device configuration changed (config_generation bumped, config
  * interrupt). vdev->lock held. */
 void virtio_config_changed(struct virtio_dev *v);

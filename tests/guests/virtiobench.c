@@ -5,6 +5,10 @@
  *   mode=blk-read|blk-write|net-tx|net-rx  n=<operations or frames>
  *   size=<bytes per request or frame> depth=<requests in flight>
  *   sleep=1|0: halt until the device's interrupt (default) or spin
+ *   udp=1 (net-tx): IPv4/UDP frames 10.0.2.15 -> 10.0.2.2:9 instead of raw
+ *     broadcast ones, so that a user-mode network (slirp) forwards them
+ *   garp=1 (net-rx): announce 10.0.2.15 (a gratuitous ARP) first, so that a
+ *     user-mode network knows where to send (its hostfwd'ed UDP)
  * Output:
  *   BENCH: ready mode=<mode>
  *   BENCH: start
@@ -102,18 +106,53 @@ static void blk(bool write, unsigned n, unsigned size, unsigned depth)
            (unsigned long)(t1 - t0), q0.kicks, q0.irq_count);
 }
 
-static void net_tx(unsigned n, unsigned size, unsigned depth)
+static const uint8_t my_ip[4] = { 10, 0, 2, 15 }, gw_ip[4] = { 10, 0, 2, 2 };
+
+/* An IPv4/UDP frame of size bytes from my_ip to gw_ip port 9 (discard). */
+static void udp_frame(uint8_t *f, unsigned size)
+{
+    f[12] = 0x08;
+    f[13] = 0x00;
+    uint8_t *ip = f + 14;
+    unsigned tot = size - 14;
+    memset(ip, 0, 28);
+    ip[0] = 0x45;
+    ip[2] = (uint8_t)(tot >> 8);
+    ip[3] = (uint8_t)tot;
+    ip[8] = 64;
+    ip[9] = 17;
+    memcpy(ip + 12, my_ip, 4);
+    memcpy(ip + 16, gw_ip, 4);
+    uint32_t sum = 0;
+    for (int i = 0; i < 20; i += 2)
+        sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    ip[10] = (uint8_t)(~sum >> 8);
+    ip[11] = (uint8_t)~sum;
+    ip[20] = 0x30; /* source port 12345 */
+    ip[21] = 0x39;
+    ip[23] = 9;
+    ip[24] = (uint8_t)((tot - 20) >> 8);
+    ip[25] = (uint8_t)(tot - 20); /* checksum 0: none */
+}
+
+static void net_tx(unsigned n, unsigned size, unsigned depth, bool udp)
 {
     setup(0x1041, 2, true, 1ull << 5);
     virtio_driver_ok(&dev);
     uint8_t mac[6];
     for (int i = 0; i < 6; i++)
         mac[i] = virtio_cfg_read8(&dev, (unsigned)i);
+    if (udp && (size < 14 + 28 || size > 1514))
+        test_fail("udp=1 needs size 42-1514");
     for (unsigned s = 0; s < 64; s++) {
         memset(bufs[s], 0xff, 6);
         memcpy(bufs[s] + 6, mac, 6);
         bufs[s][12] = 0x88;
         bufs[s][13] = 0xb5;
+        if (udp)
+            udp_frame(bufs[s], size);
         memset(hdrs[s], 0, 12);
     }
     printf("BENCH: ready mode=net-tx\n");
@@ -143,7 +182,7 @@ static void net_tx(unsigned n, unsigned size, unsigned depth)
            (unsigned long)(t1 - t0), q1.kicks, q1.irq_count);
 }
 
-static void net_rx(unsigned n)
+static void net_rx(unsigned n, bool garp)
 {
     setup(0x1041, 2, true, 1ull << 5 | 1ull << 15);
     for (unsigned i = 0; i < QS; i++) {
@@ -152,6 +191,23 @@ static void net_rx(unsigned n)
     }
     virtio_driver_ok(&dev);
     virtq_kick(&q0);
+    if (garp) {
+        uint8_t *f = bufs[0];
+        memset(f, 0, 60);
+        memset(f, 0xff, 6);
+        for (int i = 0; i < 6; i++)
+            f[6 + i] = f[22 + i] = virtio_cfg_read8(&dev, (unsigned)i);
+        f[12] = 0x08, f[13] = 0x06;               /* ARP */
+        f[15] = 1, f[16] = 0x08, f[18] = 6, f[19] = 4; /* Ethernet, IPv4 */
+        f[21] = 1;                                 /* request */
+        memcpy(f + 28, my_ip, 4);                  /* sender */
+        memcpy(f + 38, my_ip, 4);                  /* target: itself */
+        memset(hdrs[0], 0, 12);
+        struct vbuf b[2] = { { hdrs[0], 12, false }, { f, 60, false } };
+        virtq_add(&q1, b, 2, NULL);
+        virtq_kick(&q1);
+        wait_used(&q1);
+    }
     printf("BENCH: ready mode=net-rx\n");
     unsigned got = 0;
     uint64_t bytes = 0, t0 = 0;
@@ -191,9 +247,9 @@ int main(void)
     else if (!strcmp(mode, "blk-write"))
         blk(true, n, size, depth);
     else if (!strcmp(mode, "net-tx"))
-        net_tx(n, size, depth);
+        net_tx(n, size, depth, cmdline_get_u64("udp", 10, 0));
     else if (!strcmp(mode, "net-rx"))
-        net_rx(n);
+        net_rx(n, cmdline_get_u64("garp", 10, 0));
     else if (!strcmp(mode, "kick")) {
         setup(0x1042, 1, true, 0);
         virtio_driver_ok(&dev);
