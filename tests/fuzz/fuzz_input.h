@@ -66,3 +66,27 @@ static inline uint64_t fuzz_ones(unsigned size)
 			abort();                                                             \
 		}                                                                            \
 	} while (0)
+
+/* Bytes the program has allocated on the heap now: the sanitizer's count
+ * under ASan, glibc's otherwise. For "guest traffic does not grow host
+ * memory" checks: compare two readings within one input. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FUZZ_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FUZZ_ASAN 1
+#endif
+#endif
+#ifdef FUZZ_ASAN
+#include <sanitizer/allocator_interface.h>
+static inline size_t fuzz_heap_bytes(void)
+{
+	return __sanitizer_get_current_allocated_bytes();
+}
+#else
+#include <malloc.h>
+static inline size_t fuzz_heap_bytes(void)
+{
+	return mallinfo2().uordblks;
+}
+#endif
