@@ -66,7 +66,7 @@ static void set_blob(struct blob *b, const void *data, size_t len)
 	b->len = (uint32_t)len;
 }
 
-static void model_select(uint16_t sel)
+FUZZ_NOCOV static void model_select(uint16_t sel)
 {
 	m.selector = sel;
 	m.offset = 0;
@@ -92,7 +92,7 @@ static void model_select(uint16_t sel)
 	}
 }
 
-static void model_init(void)
+FUZZ_NOCOV static void model_init(void)
 {
 	memset(&m, 0, sizeof(m));
 	uint8_t buf[E820_MAX_ENTRIES * 20];
@@ -125,7 +125,7 @@ static void data_read(uint16_t port)
 	FUZZ_CHECK(fake_pio_read(&fake, port, 1) == want);
 }
 
-static void check_quiet(void)
+FUZZ_NOCOV static void check_quiet(void)
 {
 	for (unsigned g = 0; g < FAKE_MAX_GSI; g++)
 		FUZZ_CHECK(fake.irq_sets[g] == 0);

@@ -41,13 +41,13 @@ static uint8_t ro_snapshot[NDEV][0x40];
 static const uint8_t ro_regs[] = { 0x00, 0x01, 0x02, 0x03, 0x08, 0x09, 0x0a, 0x0b, 0x0e, 0x34,
 				   0x3d };
 
-static void snapshot_ro(void)
+FUZZ_NOCOV static void snapshot_ro(void)
 {
 	for (unsigned i = 0; i < NDEV; i++)
 		memcpy(ro_snapshot[i], B.dev[i]->cfg, 0x40);
 }
 
-static void check_caps(unsigned i)
+FUZZ_NOCOV static void check_caps(unsigned i)
 {
 	static const uint8_t want[NDEV][3] = {
 		{ 0 }, { PCI_CAP_ID_MSI, PCI_CAP_ID_MSIX, 0 }, { 0 },
@@ -66,7 +66,7 @@ static void check_caps(unsigned i)
 	FUZZ_CHECK(p == 0 && want[i][k] == 0);
 }
 
-static void check_state(void)
+FUZZ_NOCOV static void check_state(void)
 {
 	for (unsigned i = 0; i < NDEV; i++) {
 		struct pci_dev *d = B.dev[i];
@@ -116,7 +116,7 @@ static bool cf8_target(unsigned off, unsigned size, unsigned *slot, unsigned *fu
 	return true;
 }
 
-static void cfc_read(unsigned off, unsigned size)
+FUZZ_NOCOV static void cfc_read(unsigned off, unsigned size)
 {
 	uint64_t v = fake_pio_read(&fake, PCI_CONFIG_DATA_PORT + off, size);
 	unsigned slot, func, reg;
@@ -134,7 +134,7 @@ static void cfc_read(unsigned off, unsigned size)
 	FUZZ_CHECK(v == e);
 }
 
-static void ecam_read_checked(unsigned slot, unsigned func, unsigned reg, unsigned size)
+FUZZ_NOCOV static void ecam_read_checked(unsigned slot, unsigned func, unsigned reg, unsigned size)
 {
 	uint64_t v = ecam_rd(slot, func, reg, size);
 	struct pci_dev *d = dev_at(slot, func);

@@ -141,22 +141,22 @@ static void board_destroy(void)
 
 /* ---- config space as a guest reaches it ---- */
 
-static uint64_t ecam_addr(unsigned slot, unsigned func, unsigned reg)
+static inline uint64_t ecam_addr(unsigned slot, unsigned func, unsigned reg)
 {
 	return PCI_ECAM_BASE + ((uint64_t)slot << 15 | func << 12 | reg);
 }
 
-static uint64_t ecam_rd(unsigned slot, unsigned func, unsigned reg, unsigned size)
+static inline uint64_t ecam_rd(unsigned slot, unsigned func, unsigned reg, unsigned size)
 {
 	return fake_mmio_read(&fake, ecam_addr(slot, func, reg), size);
 }
 
-static void ecam_wr(unsigned slot, unsigned func, unsigned reg, unsigned size, uint64_t v)
+static inline void ecam_wr(unsigned slot, unsigned func, unsigned reg, unsigned size, uint64_t v)
 {
 	fake_mmio_write(&fake, ecam_addr(slot, func, reg), size, v);
 }
 
-static struct pci_dev *dev_at(unsigned slot, unsigned func)
+static inline struct pci_dev *dev_at(unsigned slot, unsigned func)
 {
 	for (unsigned i = 0; i < NDEV; i++)
 		if (dev_slot[i] == slot && dev_func[i] == func)
@@ -165,7 +165,7 @@ static struct pci_dev *dev_at(unsigned slot, unsigned func)
 }
 
 /* Slot and function: mostly the ones that exist. */
-static void pick_fn(struct fuzz_in *in, unsigned *slot, unsigned *func)
+static inline void pick_fn(struct fuzz_in *in, unsigned *slot, unsigned *func)
 {
 	uint8_t b = fin_u8(in);
 	if (b & 0x80) {

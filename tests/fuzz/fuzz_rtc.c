@@ -48,7 +48,7 @@ static void on_wake(void *ctx)
 	wakes++;
 }
 
-static void check_state(struct rtc *r)
+FUZZ_NOCOV static void check_state(struct rtc *r)
 {
 	uint8_t c = r->cmos[REG_C], b = r->cmos[REG_B];
 	bool irqf = c & b & (C_PF | C_AF | C_UF);
@@ -86,7 +86,7 @@ static void cmos_set(unsigned idx, uint8_t v)
 	fake_pio_write(&fake, RTC_PORT + 1, 1, v);
 }
 
-static int dec(const struct rtc *r, uint8_t v, bool *ok)
+FUZZ_NOCOV static int dec(const struct rtc *r, uint8_t v, bool *ok)
 {
 	if (binary_mode(r))
 		return v;
@@ -96,7 +96,7 @@ static int dec(const struct rtc *r, uint8_t v, bool *ok)
 }
 
 /* With the clock running, every time register reads a valid value. */
-static void check_time(struct rtc *r)
+FUZZ_NOCOV static void check_time(struct rtc *r)
 {
 	if (r->cmos[REG_B] & B_SET)
 		return; /* the latch holds what the guest wrote, valid or not */
