@@ -277,7 +277,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case 7: { /* writes that select nothing: wide selector, data port */
-			unsigned sz = (op & 0x10) ? 4 + (op & 0x20 ? 4 : 0) : 1u << (op >> 5 & 3);
+			unsigned sz = (op & 0x10) ? 4u + (op & 0x20 ? 4u : 0u) : 1u << (op >> 5 & 3);
 			uint16_t port = (op & 0x10) ? FW_CFG_PORT_SEL : FW_CFG_PORT_DATA;
 			fake_pio_write(&fake, port, sz, fin_value(&in, sz));
 			data_read(FW_CFG_PORT_DATA);
