@@ -325,8 +325,8 @@ static uint8_t read_time_reg(const struct rtc *r, unsigned idx, int64_t now_ns)
 		return encode(r, tm.tm_mday);
 	case REG_MONTH:
 		return encode(r, tm.tm_mon + 1);
-	case REG_YEAR:
-		return encode(r, (tm.tm_year + 1900) % 100);
+	case REG_YEAR: /* (a latched year may be negative: never an invalid BCD digit) */
+		return encode(r, ((tm.tm_year + 1900) % 100 + 100) % 100);
 	case REG_CENTURY: {
 		int c = (tm.tm_year + 1900) / 100;
 		return encode(r, c < 0 ? 0 : c > 99 ? 99 : c);
@@ -339,9 +339,11 @@ static void start_clock(struct rtc *r, const struct tm *tm, int64_t now_ns)
 {
 	struct tm t = *tm;
 	t.tm_isdst = 0;
-	time_t guest = timegm(&t);
+	time_t guest = timegm(&t); /* normalizes t: month 0 of year 0 is year -1 */
 	if (guest == (time_t)-1 && t.tm_year != 69)
 		return; /* cannot represent it: keep the old time */
+	if (t.tm_year < -1900 || t.tm_year > 9999 - 1900)
+		return; /* the registers show years 0000-9999 only: keep the old time */
 	r->offset = (int64_t)guest - floor_div(now_ns, NS_PER_SEC);
 }
 

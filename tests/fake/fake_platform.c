@@ -15,8 +15,11 @@ static struct fake_platform *fake_of(struct platform *p)
 static void fake_set_irq(struct platform *p, unsigned gsi, bool level)
 {
 	struct fake_platform *f = fake_of(p);
-	if (gsi >= FAKE_MAX_GSI)
+	if (gsi >= FAKE_MAX_GSI) {
+		f->irq_bad_gsi++;
 		return;
+	}
+	f->irq_sets[gsi]++;
 	if (level && !f->irq_level[gsi])
 		f->irq_raises[gsi]++;
 	f->irq_level[gsi] = level;
@@ -75,6 +78,28 @@ void fake_platform_fini(struct fake_platform *f)
 	if (f->mem.host)
 		guest_mem_destroy(&f->mem);
 	memset(&f->p, 0, sizeof(f->p));
+}
+
+void fake_platform_clear_records(struct fake_platform *f)
+{
+	memset(f->irq_level, 0, sizeof(f->irq_level));
+	memset(f->irq_raises, 0, sizeof(f->irq_raises));
+	memset(f->irq_sets, 0, sizeof(f->irq_sets));
+	f->irq_bad_gsi = 0;
+	f->msi_count = 0;
+	f->last_msi_addr = 0;
+	f->last_msi_data = 0;
+	f->exit_status = -1;
+	f->exit_reason[0] = 0;
+}
+
+int fake_platform_renew_buses(struct fake_platform *f)
+{
+	io_bus_destroy(f->p.pio);
+	io_bus_destroy(f->p.mmio);
+	f->p.pio = io_bus_create("pio");
+	f->p.mmio = io_bus_create("mmio");
+	return f->p.pio && f->p.mmio ? 0 : -ENOMEM;
 }
 
 static uint64_t ones(unsigned size)

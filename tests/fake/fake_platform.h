@@ -23,11 +23,22 @@ struct fake_platform {
 	uint32_t last_msi_data;
 	int exit_status; /* -1 until a device requests an exit */
 	char exit_reason[128];
+	unsigned irq_bad_gsi; /* set_irq calls for a GSI >= FAKE_MAX_GSI */
+	unsigned irq_sets[FAKE_MAX_GSI]; /* set_irq calls per GSI, changes or not */
 };
 
 /* ram_bytes of guest RAM (at least GUEST_MEM_MIN). Returns 0 or -errno. */
 int fake_platform_init(struct fake_platform *f, uint64_t ram_bytes);
 void fake_platform_fini(struct fake_platform *f);
+
+/* Forget every recorded interrupt, MSI and exit request (levels too), as
+ * between two fuzz inputs that reuse one platform. */
+void fake_platform_clear_records(struct fake_platform *f);
+/* Replace both buses by empty ones. Call only with nothing registered on
+ * them (every device destroyed): it also frees the range tables that old
+ * BAR moves left behind, which a bus keeps for its lifetime. Returns 0 or
+ * -ENOMEM (the platform is then unusable). */
+int fake_platform_renew_buses(struct fake_platform *f);
 
 /* A vCPU's access; unclaimed reads give all-ones, as on a PC. */
 uint64_t fake_pio_read(struct fake_platform *f, uint64_t port, unsigned size);

@@ -189,6 +189,24 @@ static void test_set_time(void)
 	CHECK_EQ(tm.tm_mon, 0);
 	CHECK_EQ(tm.tm_mday, 1);
 
+	/* 0000-01-01 00:00:00, then month 0: that would be December of year
+	 * -1, which the registers cannot show (the year read 0xFF, found by
+	 * fuzz_rtc): the clock keeps its time instead. */
+	cmos_write(REG_B, 0x82);
+	cmos_write(0x00, 0x00);
+	cmos_write(0x02, 0x00);
+	cmos_write(0x04, 0x00);
+	cmos_write(0x07, 0x01);
+	cmos_write(0x08, 0x01);
+	cmos_write(0x09, 0x00);
+	cmos_write(0x32, 0x00);
+	cmos_write(REG_B, 0x02);
+	CHECK_EQ(cmos_read(0x09), 0x00);
+	cmos_write(0x08, 0x00);
+	CHECK_EQ(cmos_read(0x09), 0x00);
+	CHECK_EQ(cmos_read(0x08), 0x01);
+	CHECK_EQ(cmos_read(0x32), 0x00);
+
 	/* Back to the clock's time, in binary and 12 h mode (PM bit). */
 	time_t now = clock_sec();
 	gmtime_r(&now, &tm);
