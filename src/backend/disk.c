@@ -14,23 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int mkdirs(const char *path)
-{
-	char tmp[512];
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* The notes of one image: <rundir>/locks/<image id>/<pid>. */
 static void note_dir(const struct stat *st, char *buf, size_t len)
 {
@@ -101,7 +84,7 @@ static void write_note(struct disk *d, const struct stat *st, const char *vm_nam
 {
 	char dir[512], path[600], tmp[640];
 	note_dir(st, dir, sizeof(dir));
-	if (mkdirs(dir))
+	if (ctl_mkdirs(dir))
 		return;
 	scan_notes(dir, NULL, NULL); /* forget holders that are gone */
 	snprintf(path, sizeof(path), "%s/%d", dir, (int)getpid());

@@ -21,6 +21,7 @@
 #include "ctl/proto.h"
 #include "util/evloop.h"
 #include "util/log.h"
+#include "util/sockio.h"
 #include "vmm/vm.h"
 
 #define MAX_CLIENTS 8
@@ -175,27 +176,6 @@ static void drop(struct client *c)
 	c->fd = -1;
 }
 
-static bool send_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-			if (poll(&pfd, 1, SEND_TIMEOUT_MS) > 0)
-				continue;
-		}
-		return false;
-	}
-	return true;
-}
-
 static void on_client(void *opaque, uint32_t events)
 {
 	struct client *c = opaque;
@@ -229,7 +209,7 @@ static void on_client(void *opaque, uint32_t events)
 			memmove(c->in.data, c->in.data + size, c->in.len - (size_t)size);
 			c->in.len -= (size_t)size;
 		}
-		bool sent = !reply.failed && send_all(c->fd, reply.data, reply.len);
+		bool sent = !reply.failed && send_all_or_give_up(c->fd, reply.data, reply.len, SEND_TIMEOUT_MS);
 		ctl_buf_free(&reply);
 		if (end_op)
 			t_end(c->s, end_op);
@@ -263,7 +243,7 @@ static void on_accept(void *opaque, uint32_t events)
 	struct ctl_buf reply = { 0 };
 	const char *why = "too many control connections";
 	ctl_frame(&reply, EBUSY, why, strlen(why));
-	send_all(fd, reply.data, reply.len);
+	send_all_or_give_up(fd, reply.data, reply.len, SEND_TIMEOUT_MS);
 	ctl_buf_free(&reply);
 	close(fd);
 }

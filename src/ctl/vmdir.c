@@ -75,7 +75,7 @@ const char *ctl_rundir(char *buf, size_t len)
 }
 
 /* mkdir -p, the last component 0700. */
-static int mkdirs(const char *path)
+int ctl_mkdirs(const char *path)
 {
 	char tmp[512];
 	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
@@ -189,7 +189,7 @@ int ctl_vm_open(const char *name, unsigned flags, enum ctl_role role, struct ctl
 		return -ENAMETOOLONG;
 	}
 	if (flags & CTL_OPEN_CREATE) {
-		if ((r = mkdirs(rundir))) {
+		if ((r = ctl_mkdirs(rundir))) {
 			snprintf(err, errlen, "%s: cannot create the runtime directory %s: %s", name, rundir,
 				 strerror(-r));
 			return r;

@@ -58,6 +58,9 @@ int ctl_check_name(const char *name, char *err, size_t errlen);
 
 /* The runtime directory (not created). */
 const char *ctl_rundir(char *buf, size_t len);
+/* mkdir -p path (parents 0755, path itself 0700), for the runtime
+ * directory and what lives in it. 0 or -errno. */
+int ctl_mkdirs(const char *path);
 
 enum ctl_role { CTL_ROLE_KHYVE, CTL_ROLE_LOADER, CTL_ROLE_CTL };
 

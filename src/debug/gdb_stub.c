@@ -32,6 +32,7 @@
 #include "mem/guest_mem.h"
 #include "util/evloop.h"
 #include "util/log.h"
+#include "util/sockio.h"
 #include "vmm/vm.h"
 
 #define PAUSE_TIMEOUT_MS 5000
@@ -145,25 +146,10 @@ static int get_msr_fn(void *arg, int fd)
 static void t_send(void *opaque, const void *buf, size_t len)
 {
 	struct gdb_stub *stub = opaque;
-	const uint8_t *p = buf;
-	while (len && stub->client_fd >= 0) {
-		ssize_t n = send(stub->client_fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			struct pollfd pfd = { .fd = stub->client_fd, .events = POLLOUT };
-			if (poll(&pfd, 1, SEND_TIMEOUT_MS) > 0)
-				continue;
-		}
-		/* The debugger stopped reading: let the loop notice the hangup. */
-		shutdown(stub->client_fd, SHUT_RDWR);
-		return;
-	}
+	int fd = stub->client_fd;
+	/* The debugger stopped reading: let the loop notice the hangup. */
+	if (fd >= 0 && !send_all_or_give_up(fd, buf, len, SEND_TIMEOUT_MS))
+		shutdown(fd, SHUT_RDWR);
 }
 
 static int t_get_state(void *opaque, unsigned cpu, struct x86_state *st)
