@@ -15,7 +15,6 @@ usage: net_scenario.py --khyve PATH --kit DIR
 """
 import argparse
 import base64
-import hashlib
 import json
 import os
 import socket
@@ -24,10 +23,12 @@ import sys
 import threading
 import time
 
+# The tap side and the TCP transfers are virtio_scenario's (same addresses,
+# ports and checks), only the namespace differs.
+from virtio_scenario import (GUEST_IP, HOST_IP, TCP_IN, TCP_OUT,  # noqa: E402,F401
+                             serve_tcp_in, serve_tcp_out, sh)
+
 NS = "khyve-svm-vhost"
-HOST_IP, GUEST_IP = "10.77.0.1", "10.77.0.2"
-TCP_IN, TCP_OUT = 5000, 5001
-BLOB = 2 << 20
 FWD_PORT = 2222
 
 VHOST_SCRIPT = r"""
@@ -60,8 +61,6 @@ V got $(cat /tmp/in)
 """
 
 
-def sh(*args, check=True, **kw):
-    return subprocess.run(args, capture_output=True, text=True, check=check, **kw)
 
 
 def kit_args(a, script, net):
@@ -91,47 +90,8 @@ def run(args, facts, key, timeout, during=None):
     facts[key + "_guest"] = [l[3:].strip() for l in out.splitlines() if l.startswith("V: ")]
 
 
-def serve_tcp_in(facts, ready):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((HOST_IP, TCP_IN))
-    s.listen(1)
-    s.settimeout(240)
-    ready.set()
-    try:
-        c, _ = s.accept()
-        h, n = hashlib.sha256(), 0
-        c.settimeout(120)
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            h.update(b)
-            n += len(b)
-        facts["host_received_bytes"], facts["host_received_sum"] = n, h.hexdigest()
-    except OSError as e:
-        facts["tcp_in_error"] = str(e)
 
 
-def serve_tcp_out(facts, stop):
-    data = os.urandom(BLOB)
-    facts["host_sent_sum"] = hashlib.sha256(data).hexdigest()
-    while not stop.is_set():
-        try:
-            c = socket.create_connection((GUEST_IP, TCP_OUT), timeout=2)
-        except OSError:
-            time.sleep(0.3)
-            continue
-        try:
-            c.settimeout(120)
-            c.sendall(data)
-            c.shutdown(socket.SHUT_WR)
-            while c.recv(4096):
-                pass
-        except OSError as e:
-            facts["tcp_out_error"] = str(e)
-        c.close()
-        return
 
 
 def vhost_part(a, facts):
