@@ -316,6 +316,20 @@ static int copy_to_memfd(ext2_filsys fs, ext2_ino_t ino, uint64_t size, const ch
 	return 0;
 }
 
+/* Path on disk device dev (disk0:, disk0p1:, ...): its file system, inode
+ * number and inode, read-only. 0 or -errno with a reason. */
+static int disk_lookup(struct ldevs *d, const char *dev, const char *path, ext2_filsys *fs,
+		       ext2_ino_t *ino, struct ext2_inode *inode, char *err, size_t errlen)
+{
+	struct ldisk *k;
+	unsigned slot;
+	int r;
+	if ((r = find_disk(d, dev, &k, &slot, err, errlen)) ||
+	    (r = fs_get(k, slot, false, fs, dev, err, errlen)))
+		return r;
+	return ext_lookup(*fs, dev, path, ino, inode, err, errlen);
+}
+
 int ldev_open(struct ldevs *d, const char *spec, const char *currdev, uint64_t max, int *fd,
 	      uint64_t *size, char *err, size_t errlen)
 {
@@ -343,14 +357,10 @@ int ldev_open(struct ldevs *d, const char *spec, const char *currdev, uint64_t m
 		*size = (uint64_t)st.st_size;
 		return 0;
 	}
-	struct ldisk *k;
-	unsigned slot;
 	ext2_filsys fs;
 	ext2_ino_t ino;
 	struct ext2_inode inode;
-	if ((r = find_disk(d, dev, &k, &slot, err, errlen)) ||
-	    (r = fs_get(k, slot, false, &fs, dev, err, errlen)) ||
-	    (r = ext_lookup(fs, dev, path, &ino, &inode, err, errlen)))
+	if ((r = disk_lookup(d, dev, path, &fs, &ino, &inode, err, errlen)))
 		return r;
 	if (!LINUX_S_ISREG(inode.i_mode)) {
 		snprintf(err, errlen, "%s:%s: not a regular file", dev, path);
@@ -475,14 +485,10 @@ int ldev_ls(struct ldevs *d, const char *spec, const char *currdev,
 		closedir(dir);
 		return 0;
 	}
-	struct ldisk *k;
-	unsigned slot;
 	ext2_filsys fs;
 	ext2_ino_t ino;
 	struct ext2_inode inode;
-	if ((r = find_disk(d, dev, &k, &slot, err, errlen)) ||
-	    (r = fs_get(k, slot, false, &fs, dev, err, errlen)) ||
-	    (r = ext_lookup(fs, dev, path, &ino, &inode, err, errlen)))
+	if ((r = disk_lookup(d, dev, path, &fs, &ino, &inode, err, errlen)))
 		return r;
 	if (!LINUX_S_ISDIR(inode.i_mode)) {
 		fn(opaque, path, false, EXT2_I_SIZE(&inode));
