@@ -61,6 +61,7 @@
 #include "backend/vhost_net.h"
 #include "pci/slots.h"
 #include "util/log.h"
+#include "virtio/net_ctrl.h"
 #include "virtio/vdev_work.h"
 #include "virtio/virtio_net.h"
 #include "virtio/virtio_pci.h"
@@ -74,7 +75,6 @@
 #define NET_RX_BUFS 64   /* buffers one frame may take (mergeable) */
 #define NET_HDR_LEN 12
 #define NET_PKT_MAX (NET_HDR_LEN + 65536 + 14 + 4) /* a GSO frame */
-#define NET_MAC_TABLE 64 /* filter entries; more means "accept all" */
 #define NET_SLIRP_PENDING 128 /* frames from slirp waiting for buffers */
 #define NET_SLIRP_SLOT (NET_HDR_LEN + SLIRP_BE_FRAME_MAX)
 
@@ -91,9 +91,6 @@
 #define VIRTIO_NET_F_MRG_RXBUF 15
 #define VIRTIO_NET_F_STATUS 16
 #define VIRTIO_NET_F_CTRL_VQ 17
-#define VIRTIO_NET_F_CTRL_RX 18
-#define VIRTIO_NET_F_GUEST_ANNOUNCE 21
-#define VIRTIO_NET_F_CTRL_MAC_ADDR 23
 #define VIRTIO_F_INDIRECT_DESC 28
 #define VIRTIO_F_EVENT_IDX 29
 #define VIRTIO_F_VERSION_1 32
@@ -101,16 +98,6 @@
 #define VIRTIO_NET_S_LINK_UP 1
 #define VIRTIO_NET_S_ANNOUNCE 2
 
-#define VIRTIO_NET_OK 0
-#define VIRTIO_NET_ERR 1
-#define VIRTIO_NET_CTRL_RX 0
-#define VIRTIO_NET_CTRL_RX_PROMISC 0
-#define VIRTIO_NET_CTRL_RX_ALLMULTI 1
-#define VIRTIO_NET_CTRL_MAC 1
-#define VIRTIO_NET_CTRL_MAC_TABLE_SET 0
-#define VIRTIO_NET_CTRL_MAC_ADDR_SET 1
-#define VIRTIO_NET_CTRL_ANNOUNCE 3
-#define VIRTIO_NET_CTRL_ANNOUNCE_ACK 0
 
 #define NET_CFG_SIZE 12
 
@@ -140,10 +127,9 @@ struct net {
 	uint8_t cfg[NET_CFG_SIZE]; /* under v->lock */
 	atomic_bool link_up;
 
-	/* The receive filter (CTRL_RX, CTRL_MAC), under v->lock. */
-	bool promisc, allmulti, uni_overflow, multi_overflow;
-	unsigned nuni, nmulti;
-	uint8_t uni[NET_MAC_TABLE][6], multi[NET_MAC_TABLE][6];
+	/* The receive filter (CTRL_RX, CTRL_MAC), under v->lock; its mac
+	 * is kept equal to cfg[0-5]. */
+	struct net_filter filter;
 
 	bool running;
 	pthread_t thread;
@@ -303,29 +289,6 @@ static void process_tx(struct net *n)
 
 /* ---- receive ---- */
 
-/* Whether the guest asked for a frame to this destination (5.1.6.5.1/2,
- * the filter QEMU applies too). vdev->lock held. */
-static bool rx_wanted(struct net *n, const uint8_t *dst)
-{
-	if (n->promisc)
-		return true;
-	if (dst[0] & 1) {
-		static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
-		if (!memcmp(dst, bcast, 6) || n->allmulti || n->multi_overflow)
-			return true;
-		for (unsigned i = 0; i < n->nmulti; i++)
-			if (!memcmp(dst, n->multi[i], 6))
-				return true;
-		return false;
-	}
-	if (!memcmp(dst, n->cfg, 6) || n->uni_overflow)
-		return true;
-	for (unsigned i = 0; i < n->nuni; i++)
-		if (!memcmp(dst, n->uni[i], 6))
-			return true;
-	return false;
-}
-
 static void watch_tap(struct net *n, bool on)
 {
 	struct epoll_event ev = { .events = on ? EPOLLIN : 0, .data.fd = n->tap->fd };
@@ -338,7 +301,7 @@ static void watch_tap(struct net *n, bool on)
  * few buffers. */
 static int deliver(struct net *n, struct virtqueue *vq, uint8_t *pkt, size_t len)
 {
-	if (len < NET_HDR_LEN + 6 || !atomic_load(&n->link_up) || !rx_wanted(n, pkt + NET_HDR_LEN))
+	if (len < NET_HDR_LEN + 6 || !atomic_load(&n->link_up) || !net_filter_wants(&n->filter, pkt + NET_HDR_LEN))
 		return 1;
 	bool mrg = virtio_has_feature(n->v, VIRTIO_NET_F_MRG_RXBUF);
 	unsigned nbufs = 0;
@@ -478,105 +441,19 @@ static void slirp_rx_done(void *opaque) { slirp_flush(opaque); }
 
 /* ---- control queue ---- */
 
-static uint8_t ctrl_mac_table(struct net *n, const struct vq_chain *c)
-{
-	/* Two tables, each a le32 count and count addresses: unicast, then
-	 * multicast; together exactly the request's data. */
-	uint64_t off = 2;
-	unsigned cnt[2];
-	uint8_t (*tab[2])[6] = { n->uni, n->multi };
-	uint8_t tmp[2][NET_MAC_TABLE][6];
-	for (int t = 0; t < 2; t++) {
-		uint8_t le[4];
-		if (vq_chain_read(c, off, le, 4) != 4)
-			return VIRTIO_NET_ERR;
-		uint64_t k = (uint64_t)le[0] | (uint64_t)le[1] << 8 | (uint64_t)le[2] << 16 |
-			     (uint64_t)le[3] << 24;
-		off += 4;
-		if (k * 6 > c->out_len - off)
-			return VIRTIO_NET_ERR;
-		cnt[t] = (unsigned)k;
-		if (k <= NET_MAC_TABLE && vq_chain_read(c, off, tmp[t], k * 6) != k * 6)
-			return VIRTIO_NET_ERR;
-		off += k * 6;
-	}
-	if (off != c->out_len)
-		return VIRTIO_NET_ERR;
-	pthread_mutex_lock(&n->v->lock);
-	for (int t = 0; t < 2; t++) {
-		bool over = cnt[t] > NET_MAC_TABLE;
-		if (!over)
-			memcpy(tab[t], tmp[t], (size_t)cnt[t] * 6);
-		if (t == 0) {
-			n->uni_overflow = over;
-			n->nuni = over ? 0 : cnt[t];
-		} else {
-			n->multi_overflow = over;
-			n->nmulti = over ? 0 : cnt[t];
-		}
-	}
-	pthread_mutex_unlock(&n->v->lock);
-	return VIRTIO_NET_OK;
-}
-
-static uint8_t ctrl_command(struct net *n, const struct vq_chain *c)
-{
-	struct virtio_dev *v = n->v;
-	uint8_t hdr[2], data[6];
-	if (vq_chain_read(c, 0, hdr, 2) != 2)
-		return VIRTIO_NET_ERR;
-	uint64_t dlen = c->out_len - 2;
-	switch (hdr[0]) {
-	case VIRTIO_NET_CTRL_RX:
-		if (!virtio_has_feature(v, VIRTIO_NET_F_CTRL_RX) || dlen != 1 ||
-		    vq_chain_read(c, 2, data, 1) != 1)
-			return VIRTIO_NET_ERR;
-		if (hdr[1] != VIRTIO_NET_CTRL_RX_PROMISC && hdr[1] != VIRTIO_NET_CTRL_RX_ALLMULTI)
-			return VIRTIO_NET_ERR;
-		pthread_mutex_lock(&v->lock);
-		if (hdr[1] == VIRTIO_NET_CTRL_RX_PROMISC)
-			n->promisc = data[0] != 0;
-		else
-			n->allmulti = data[0] != 0;
-		pthread_mutex_unlock(&v->lock);
-		return VIRTIO_NET_OK;
-	case VIRTIO_NET_CTRL_MAC:
-		if (hdr[1] == VIRTIO_NET_CTRL_MAC_TABLE_SET) {
-			if (!virtio_has_feature(v, VIRTIO_NET_F_CTRL_RX))
-				return VIRTIO_NET_ERR;
-			return ctrl_mac_table(n, c);
-		}
-		if (hdr[1] == VIRTIO_NET_CTRL_MAC_ADDR_SET) {
-			if (!virtio_has_feature(v, VIRTIO_NET_F_CTRL_MAC_ADDR) || dlen != 6 ||
-			    vq_chain_read(c, 2, data, 6) != 6)
-				return VIRTIO_NET_ERR;
-			pthread_mutex_lock(&v->lock);
-			memcpy(n->cfg, data, 6);
-			pthread_mutex_unlock(&v->lock);
-			return VIRTIO_NET_OK;
-		}
-		return VIRTIO_NET_ERR;
-	case VIRTIO_NET_CTRL_ANNOUNCE:
-		if (!virtio_has_feature(v, VIRTIO_NET_F_GUEST_ANNOUNCE) ||
-		    hdr[1] != VIRTIO_NET_CTRL_ANNOUNCE_ACK || dlen != 0)
-			return VIRTIO_NET_ERR;
-		pthread_mutex_lock(&v->lock);
-		n->cfg[6] &= (uint8_t)~VIRTIO_NET_S_ANNOUNCE;
-		pthread_mutex_unlock(&v->lock);
-		return VIRTIO_NET_OK;
-	default:
-		return VIRTIO_NET_ERR;
-	}
-}
-
 static uint32_t ctrl_one(struct virtio_dev *v, unsigned q, struct vq_chain *c, void *opaque)
 {
-	(void)v;
 	(void)q;
 	struct net *n = opaque;
 	if (c->in_len < 1)
 		return 0; /* nowhere to put the ack: the request is ignored */
-	uint8_t ack = c->out_len < 2 ? VIRTIO_NET_ERR : ctrl_command(n, c);
+	bool announce_acked;
+	pthread_mutex_lock(&v->lock);
+	uint8_t ack = net_ctrl_apply(&n->filter, v->guest_features, c, &announce_acked);
+	memcpy(n->cfg, n->filter.mac, 6);
+	if (announce_acked)
+		n->cfg[6] &= (uint8_t)~VIRTIO_NET_S_ANNOUNCE;
+	pthread_mutex_unlock(&v->lock);
 	/* The ack is the last device-writable byte (5.1.6.5). */
 	vq_chain_write(c, (size_t)c->in_len - 1, &ack, 1);
 	return (uint32_t)c->in_len;
@@ -848,9 +725,7 @@ static void net_reset(struct virtio_dev *v)
 		(void)w;
 	}
 	n->vhost_want = false;
-	n->promisc = true; /* until the driver says otherwise, as QEMU */
-	n->allmulti = n->uni_overflow = n->multi_overflow = false;
-	n->nuni = n->nmulti = 0;
+	net_filter_reset(&n->filter, n->s.mac);
 	memcpy(n->cfg, n->s.mac, 6);
 	n->cfg[6] &= (uint8_t)~VIRTIO_NET_S_ANNOUNCE;
 }
@@ -1074,7 +949,6 @@ static int net_create_with(struct pci_bus *bus, unsigned slot, unsigned func,
 	n->call_fd[0] = n->call_fd[1] = -1;
 	n->tap = tap;
 	n->name = tap ? tap->name : "slirp";
-	n->promisc = true;
 	atomic_init(&n->link_up, true);
 	atomic_init(&n->vhost_on, false);
 	int r;
@@ -1086,6 +960,7 @@ static int net_create_with(struct pci_bus *bus, unsigned slot, unsigned func,
 	if (!s->have_mac)
 		virtio_net_default_mac(slot, func, p->vm_name, n->s.mac);
 	memcpy(n->cfg, n->s.mac, 6);
+	net_filter_reset(&n->filter, n->s.mac);
 	n->cfg[6] = VIRTIO_NET_S_LINK_UP; /* status */
 	n->cfg[8] = 1;                    /* max_virtqueue_pairs */
 	n->cfg[10] = (uint8_t)s->mtu;
