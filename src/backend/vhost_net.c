@@ -124,6 +124,12 @@ int vhost_net_start(struct vhost_net *vn, uint64_t features, const struct guest_
 	return 0;
 }
 
+int vhost_net_set_call(struct vhost_net *vn, unsigned ring, int fd)
+{
+	struct vhost_vring_file call = { ring, fd };
+	return ioctl(vn->fd, VHOST_SET_VRING_CALL, &call) < 0 ? -errno : 0;
+}
+
 void vhost_net_stop(struct vhost_net *vn)
 {
 	if (!vn || !vn->started)

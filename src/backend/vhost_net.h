@@ -28,6 +28,10 @@ int vhost_net_open(struct vhost_net **out, uint64_t *features, char *why, size_t
  * guest took that vhost must know (ring layout, header size). */
 int vhost_net_start(struct vhost_net *vn, uint64_t features, const struct guest_mem *mem,
 		    const struct vhost_net_ring ring[2], int tapfd, char *why, size_t whylen);
+/* Signal ring's completions on fd from now on (VHOST_SET_VRING_CALL):
+ * the queue's irqfd, or an eventfd the caller reads. Callable while
+ * started, from any thread. */
+int vhost_net_set_call(struct vhost_net *vn, unsigned ring, int fd);
 /* Detach the tap from both rings; when this returns the kernel no longer
  * touches guest memory. Safe when not started. */
 void vhost_net_stop(struct vhost_net *vn);

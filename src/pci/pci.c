@@ -329,10 +329,10 @@ void pci_intx_set(struct pci_dev *d, bool level)
 bool pci_msix_enabled(struct pci_dev *d) { return atomic_load(&d->msix_enabled); }
 bool pci_msi_enabled(struct pci_dev *d) { return atomic_load(&d->msi_enabled); }
 
-/* Deliver addr/data through an irqfd on a KVM route (set up on first use),
- * or through signal_msi when the VMM has no routes. */
-static void msi_fire(struct pci_dev *d, int *gsi, int *efd, bool *stale, uint64_t addr,
-		     uint32_t data)
+/* The irqfd on a KVM route for addr/data: made on first use, the route
+ * rewritten when the message changed. false when the VMM has no routes. */
+static bool msi_route_ready(struct pci_dev *d, int *gsi, int *efd, bool *stale, uint64_t addr,
+			    uint32_t data)
 {
 	struct platform *p = d->p;
 	if (*gsi < 0 && p->msi_route_add && p->irqfd) {
@@ -350,17 +350,27 @@ static void msi_fire(struct pci_dev *d, int *gsi, int *efd, bool *stale, uint64_
 			}
 		}
 	}
-	if (*gsi >= 0) {
-		if (*stale) {
-			p->msi_route_update(p, (unsigned)*gsi, addr, data);
-			*stale = false;
-		}
+	if (*gsi < 0)
+		return false;
+	if (*stale) {
+		p->msi_route_update(p, (unsigned)*gsi, addr, data);
+		*stale = false;
+	}
+	return true;
+}
+
+/* Deliver addr/data through its irqfd, or through signal_msi when the VMM
+ * has no routes. */
+static void msi_fire(struct pci_dev *d, int *gsi, int *efd, bool *stale, uint64_t addr,
+		     uint32_t data)
+{
+	if (msi_route_ready(d, gsi, efd, stale, addr, data)) {
 		uint64_t one = 1;
 		if (write(*efd, &one, sizeof(one)) == sizeof(one))
 			return;
 	}
-	if (p->signal_msi)
-		p->signal_msi(p, addr, data);
+	if (d->p->signal_msi)
+		d->p->signal_msi(d->p, addr, data);
 }
 
 static bool msix_masked(const struct pci_dev *d, const struct pci_msix_vector *v)
@@ -382,6 +392,39 @@ void pci_msix_notify(struct pci_dev *d, unsigned vector)
 		msi_fire(d, &v->gsi, &v->efd, &v->stale, v->addr, v->data);
 	}
 	pthread_mutex_unlock(&d->irq_lock);
+}
+
+int pci_msix_irqfd(struct pci_dev *d, unsigned vector)
+{
+	if (vector >= d->msix_nvec)
+		return -1;
+	int fd = -1;
+	pthread_mutex_lock(&d->irq_lock);
+	struct pci_msix_vector *v = &d->msix[vector];
+	if (atomic_load(&d->msix_enabled) && !msix_masked(d, v) &&
+	    msi_route_ready(d, &v->gsi, &v->efd, &v->stale, v->addr, v->data))
+		fd = v->efd;
+	pthread_mutex_unlock(&d->irq_lock);
+	return fd;
+}
+
+void pci_msix_set_watch(struct pci_dev *d, void (*changed)(void *opaque), void *opaque)
+{
+	pthread_mutex_lock(&d->irq_lock);
+	d->msix_watch = changed;
+	d->msix_watch_opaque = opaque;
+	pthread_mutex_unlock(&d->irq_lock);
+}
+
+/* Tell the watcher; irq_lock not held (it asks pci_msix_irqfd). */
+static void msix_changed(struct pci_dev *d)
+{
+	pthread_mutex_lock(&d->irq_lock);
+	void (*fn)(void *) = d->msix_watch;
+	void *opaque = d->msix_watch_opaque;
+	pthread_mutex_unlock(&d->irq_lock);
+	if (fn)
+		fn(opaque);
 }
 
 /* The vectors unmasked by a change get their pending message. */
@@ -445,7 +488,7 @@ static void msix_bar_write(void *opaque, uint64_t off, unsigned size, uint64_t v
 {
 	struct pci_dev *d = opaque;
 	pthread_mutex_lock(&d->irq_lock);
-	bool unmasked = false;
+	bool unmasked = false, changed = false;
 	for (unsigned i = 0; i < size; i++) {
 		uint64_t o = off + i;
 		if (o < d->msix_table_off || o >= d->msix_table_off + d->msix_nvec * 16ULL)
@@ -459,17 +502,19 @@ static void msix_bar_write(void *opaque, uint64_t off, unsigned size, uint64_t v
 			uint64_t na = (e->addr & ~(0xFFULL << s)) | byte << s;
 			if (na != e->addr) {
 				e->addr = na;
-				e->stale = true;
+				e->stale = changed = true;
 			}
 		} else if (f < 12) {
 			uint32_t nd = (e->data & ~(0xFFu << shift)) | (uint32_t)byte << shift;
 			if (nd != e->data) {
 				e->data = nd;
-				e->stale = true;
+				e->stale = changed = true;
 			}
 		} else if (f == 12) {
 			bool was = e->ctrl & PCI_MSIX_ENTRY_CTRL_MASKBIT;
 			e->ctrl = (uint32_t)(byte & PCI_MSIX_ENTRY_CTRL_MASKBIT);
+			if (was != (bool)(e->ctrl & PCI_MSIX_ENTRY_CTRL_MASKBIT))
+				changed = true;
 			if (was && !(e->ctrl & PCI_MSIX_ENTRY_CTRL_MASKBIT))
 				unmasked = true;
 		}
@@ -477,6 +522,8 @@ static void msix_bar_write(void *opaque, uint64_t off, unsigned size, uint64_t v
 	if (unmasked)
 		msix_unmasked_locked(d);
 	pthread_mutex_unlock(&d->irq_lock);
+	if (changed)
+		msix_changed(d);
 }
 
 static const struct io_ops msix_bar_ops = { msix_bar_read, msix_bar_write };
@@ -539,10 +586,14 @@ static void msix_cap_written(struct pci_dev *d)
 {
 	uint16_t ctl = pci_get_u16(d, d->msix_cap + 2);
 	pthread_mutex_lock(&d->irq_lock);
+	bool was_masked = d->msix_maskall, was_enabled = atomic_load(&d->msix_enabled);
 	d->msix_maskall = ctl & PCI_MSIX_FLAGS_MASKALL;
 	atomic_store(&d->msix_enabled, (ctl & PCI_MSIX_FLAGS_ENABLE) != 0);
 	msix_unmasked_locked(d);
+	bool changed = was_masked != d->msix_maskall || was_enabled != atomic_load(&d->msix_enabled);
 	pthread_mutex_unlock(&d->irq_lock);
+	if (changed)
+		msix_changed(d);
 }
 
 static void dev_cfg_write(struct pci_dev *d, unsigned reg, unsigned size, uint32_t value)

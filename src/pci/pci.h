@@ -146,6 +146,8 @@ struct pci_dev {
 	unsigned msix_nvec;
 	struct pci_msix_vector *msix;
 	bool msix_maskall;
+	void (*msix_watch)(void *opaque); /* see pci_msix_set_watch */
+	void *msix_watch_opaque;
 	pthread_mutex_t irq_lock; /* MSI/MSI-X state and INTx level */
 	atomic_bool msix_enabled, msi_enabled;
 };
@@ -204,6 +206,18 @@ bool pci_msi_enabled(struct pci_dev *d);
  * pending while masked). */
 void pci_msix_notify(struct pci_dev *d, unsigned vector);
 void pci_msi_notify(struct pci_dev *d);
+/* For a back end that signals completions itself (vhost): the eventfd
+ * that raises MSI-X vector `vector` without passing through this process
+ * (the irqfd on its KVM route, made and brought up to date now). -1 when
+ * the vector cannot be raised that way now: MSI-X off, the vector masked,
+ * or no KVM routes; the caller then signals through pci_msix_notify,
+ * which keeps a masked vector pending. */
+int pci_msix_irqfd(struct pci_dev *d, unsigned vector);
+/* changed(opaque) is called whenever what pci_msix_irqfd would answer may
+ * have changed (MSI-X enabled or disabled, a mask or a message written),
+ * on the thread that changed it, before the guest's write completes, with
+ * no PCI lock held. One watcher per function; NULL removes it. */
+void pci_msix_set_watch(struct pci_dev *d, void (*changed)(void *opaque), void *opaque);
 /* Drive the function's INTx line (shared lines are ORed). */
 void pci_intx_set(struct pci_dev *d, bool level);
 

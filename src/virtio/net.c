@@ -19,8 +19,11 @@
  * not read (the kernel queues, then drops).
  *
  * vhost=on: at DRIVER_OK the device thread hands both rings to vhost-net
- * (kick = the queue's ioeventfd, call = an eventfd the thread turns into
- * the queue's interrupt) and stops watching the tap and those kicks; a
+ * (kick = the queue's ioeventfd; call = the vector's KVM irqfd while MSI-X
+ * delivers it unmasked, so completions never pass through khyve, else an
+ * eventfd the thread turns into the interrupt, which keeps a masked vector
+ * pending; a mask change rebinds before the guest's write completes, as
+ * QEMU does) and stops watching the tap and those kicks; a
  * reset stops vhost before it returns. Any failure says why once and the
  * thread's own path carries on. The control queue stays in khyve; the
  * receive filter cannot apply under vhost (the kernel delivers all).
@@ -59,6 +62,7 @@
 #include "backend/slirp.h"
 #include "backend/tap.h"
 #include "backend/vhost_net.h"
+#include "pci/pci.h"
 #include "pci/slots.h"
 #include "util/log.h"
 #include "virtio/net_ctrl.h"
@@ -143,6 +147,13 @@ struct net {
 	atomic_bool vhost_on;
 	bool vhost_want, vhost_failed, vhost_said;
 	int mode_fd, call_fd[2];
+	/* Where vhost signals each ring: straight into the vector's irqfd
+	 * while MSI-X delivers it unmasked, else call_fd, which the thread
+	 * turns into the interrupt (so a masked vector stays pending).
+	 * call_lock orders the rebinding; it nests inside v->lock. */
+	pthread_mutex_t call_lock;
+	int call_bound[2];     /* the fd vhost has now; -1 when stopped */
+	uint16_t vhost_vec[2]; /* the rings' vectors when vhost started */
 
 	/* Thread-owned (or, for slirp, loop-owned) buffers, made at start. */
 	uint8_t *pkt;
@@ -531,6 +542,12 @@ static bool vhost_try_start(struct net *n)
 	}
 	if (vhost_net_start(n->vhost, f, v->p->mem, ring, n->tap->fd, why, sizeof(why)))
 		goto fail;
+	pthread_mutex_lock(&n->call_lock);
+	for (unsigned i = 0; i < 2; i++) {
+		n->call_bound[i] = n->call_fd[i];
+		n->vhost_vec[i] = v->q[i].msix_vector;
+	}
+	pthread_mutex_unlock(&n->call_lock);
 	if (!n->vhost_said)
 		log_debug("virtio-net %s: vhost-net carries the data path", n->name);
 	n->vhost_said = true;
@@ -542,6 +559,37 @@ fail:
 	vhost_net_close(n->vhost); /* drops whatever half of the setup was made */
 	n->vhost = NULL;
 	return false;
+}
+
+/* Point vhost's completions at the vectors' irqfds where MSI-X allows,
+ * else at call_fd. call_lock held. */
+static void vhost_bind_calls_locked(struct net *n)
+{
+	if (!atomic_load(&n->vhost_on))
+		return;
+	for (unsigned i = 0; i < 2; i++) {
+		if (n->call_bound[i] < 0)
+			continue; /* stopped */
+		int fd = pci_msix_irqfd(n->v->pci, n->vhost_vec[i]);
+		if (fd < 0)
+			fd = n->call_fd[i];
+		if (fd != n->call_bound[i] && vhost_net_set_call(n->vhost, i, fd) == 0) {
+			bool direct = fd != n->call_fd[i];
+			n->call_bound[i] = fd;
+			log_debug("virtio-net %s: vhost signals ring %u %s", n->name, i,
+				  direct ? "straight into its vector's irqfd" : "through khyve (vector masked)");
+		}
+	}
+}
+
+/* The guest masked, unmasked, enabled or moved a vector: before its write
+ * completes, vhost signals where it now must. */
+static void net_msix_changed(void *opaque)
+{
+	struct net *n = opaque;
+	pthread_mutex_lock(&n->call_lock);
+	vhost_bind_calls_locked(n);
+	pthread_mutex_unlock(&n->call_lock);
 }
 
 /* Follow vhost_on (device thread): watch the tap and the kicks only when
@@ -558,6 +606,7 @@ static void vhost_follow(struct net *n)
 	n->vhost_want = false;
 	bool on = atomic_load(&n->vhost_on);
 	pthread_mutex_unlock(&v->lock);
+	net_msix_changed(n);
 	for (unsigned i = 0; i < 2; i++) {
 		int fd = v->q[i].kick_fd;
 		struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
@@ -720,6 +769,9 @@ static void net_reset(struct virtio_dev *v)
 		 * the rings (SET_BACKEND -1 waits for its worker). */
 		vhost_net_stop(n->vhost);
 		atomic_store(&n->vhost_on, false);
+		pthread_mutex_lock(&n->call_lock);
+		n->call_bound[0] = n->call_bound[1] = -1;
+		pthread_mutex_unlock(&n->call_lock);
 		uint64_t one = 1;
 		ssize_t w = write(n->mode_fd, &one, sizeof(one));
 		(void)w;
@@ -761,6 +813,8 @@ static void net_destroy(struct virtio_dev *v)
 		log_debug("virtio-net %s: khyve's own path moved %llu frames out, %llu in", n->name,
 			  (unsigned long long)n->own_tx, (unsigned long long)n->own_rx);
 	}
+	pci_msix_set_watch(v->pci, NULL, NULL);
+	pthread_mutex_destroy(&n->call_lock);
 	vhost_net_close(n->vhost);
 	slirp_be_close(n->slirp);
 	int fds[] = { n->epfd, n->stop_fd, n->mode_fd, n->call_fd[0], n->call_fd[1], n->link_fd };
@@ -947,6 +1001,8 @@ static int net_create_with(struct pci_bus *bus, unsigned slot, unsigned func,
 	n->be = s->be;
 	n->epfd = n->stop_fd = n->mode_fd = n->link_fd = -1;
 	n->call_fd[0] = n->call_fd[1] = -1;
+	n->call_bound[0] = n->call_bound[1] = -1;
+	pthread_mutex_init(&n->call_lock, NULL);
 	n->tap = tap;
 	n->name = tap ? tap->name : "slirp";
 	atomic_init(&n->link_up, true);
@@ -1017,6 +1073,8 @@ static int net_create_with(struct pci_bus *bus, unsigned slot, unsigned func,
 		snprintf(err, errlen, "slirp: cannot watch the queues: %s", strerror(-r));
 		return r;
 	}
+	if (n->vhost)
+		pci_msix_set_watch(n->v->pci, net_msix_changed, n);
 	if (out)
 		*out = n->v;
 	return 0;

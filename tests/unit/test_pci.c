@@ -164,9 +164,128 @@ static void test_parser(void)
 	CHECK(pci_conf_bool("maybe", &b) == -EINVAL);
 }
 
+/* KVM routes and irqfds as a platform with them records them. */
+static int routes_made, route_updates, irqfds_assigned;
+static int rt_add(struct platform *p, uint64_t addr, uint32_t data)
+{
+	(void)p;
+	(void)addr;
+	(void)data;
+	return 100 + routes_made++;
+}
+static int rt_update(struct platform *p, unsigned gsi, uint64_t addr, uint32_t data)
+{
+	(void)p;
+	(void)gsi;
+	(void)addr;
+	(void)data;
+	route_updates++;
+	return 0;
+}
+static void rt_remove(struct platform *p, unsigned gsi)
+{
+	(void)p;
+	(void)gsi;
+}
+static int rt_irqfd(struct platform *p, int fd, unsigned gsi, bool assign)
+{
+	(void)p;
+	(void)fd;
+	(void)gsi;
+	irqfds_assigned += assign ? 1 : -1;
+	return 0;
+}
+static int watch_calls;
+static void on_watch(void *opaque)
+{
+	(void)opaque;
+	watch_calls++;
+}
+
+/* pci_msix_irqfd hands out a vector's irqfd only while MSI-X is on and
+ * the vector unmasked, with its route brought up to date; the watcher
+ * hears of every change that can alter that answer (vhost-net rebinds). */
+static void test_msix_irqfd(void)
+{
+	struct guest_mem gm;
+	CHECK_EQ(guest_mem_create(&gm, 16 << 20), 0);
+	struct platform p = {
+		.pio = io_bus_create("pio"), .mmio = io_bus_create("mmio"), .mem = &gm,
+		.set_irq = rec_set_irq, .request_exit = rec_request_exit,
+		.signal_msi = rec_signal_msi, .msi_route_add = rt_add,
+		.msi_route_update = rt_update, .msi_route_remove = rt_remove, .irqfd = rt_irqfd,
+	};
+	struct pci_bus *bus;
+	CHECK_EQ(pci_bus_create(&p, &bus), 0);
+	struct pci_dev *d;
+	CHECK_EQ(pci_dev_create(bus, 3, 0, "dev", 0x1af4, 0x1041, 0x020000, 1, &dev_ops, NULL, &d), 0);
+	CHECK_EQ(pci_bar_init(d, 1, PCI_BAR_MEM32, 4096, false, &bar_ops, NULL), 0);
+	CHECK_EQ(pci_msix_init(d, 2, 1, 0, 0x800), 0);
+	struct pci_intx_route routes[8];
+	char err[256];
+	CHECK(pci_bus_finish(bus, routes, 8, err, sizeof(err)) >= 0);
+	uint64_t t = cf8(&p, 3, 0, 0x14, 4) & ~0xFULL;
+	cf8_w(&p, 3, 0, 4, 2, 2); /* memory decoding */
+	pci_msix_set_watch(d, on_watch, NULL);
+	unsigned xcap = cf8(&p, 3, 0, 0x34, 1);
+	CHECK_EQ(cf8(&p, 3, 0, xcap, 1), PCI_CAP_ID_MSIX);
+
+	CHECK_EQ(pci_msix_irqfd(d, 1), -1); /* MSI-X off */
+	cf8_w(&p, 3, 0, xcap + 2, 2, PCI_MSIX_FLAGS_ENABLE);
+	CHECK_EQ(watch_calls, 1);
+	CHECK_EQ(pci_msix_irqfd(d, 1), -1); /* masked at reset */
+	mmio_write(&p, t + 16, 4, 0xFEE01000);
+	mmio_write(&p, t + 24, 4, 0x4041);
+	int before = watch_calls;
+	mmio_write(&p, t + 28, 4, 0); /* unmask */
+	CHECK(watch_calls > before);
+	int fd = pci_msix_irqfd(d, 1);
+	CHECK(fd >= 0);
+	CHECK_EQ(routes_made, 1);
+	CHECK_EQ(irqfds_assigned, 1);
+	CHECK_EQ(pci_msix_irqfd(d, 1), fd); /* the same irqfd, no second route */
+	CHECK_EQ(routes_made, 1);
+	/* A new message: the watcher hears, the route is rewritten when asked. */
+	before = watch_calls;
+	int updates = route_updates;
+	mmio_write(&p, t + 24, 4, 0x4042);
+	CHECK(watch_calls > before);
+	CHECK_EQ(pci_msix_irqfd(d, 1), fd);
+	CHECK_EQ(route_updates, updates + 1);
+	/* Masked (per vector or the function): no irqfd, and the watcher hears. */
+	before = watch_calls;
+	mmio_write(&p, t + 28, 4, 1);
+	CHECK(watch_calls > before);
+	CHECK_EQ(pci_msix_irqfd(d, 1), -1);
+	mmio_write(&p, t + 28, 4, 0);
+	before = watch_calls;
+	cf8_w(&p, 3, 0, xcap + 2, 2, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+	CHECK(watch_calls > before);
+	CHECK_EQ(pci_msix_irqfd(d, 1), -1);
+	cf8_w(&p, 3, 0, xcap + 2, 2, PCI_MSIX_FLAGS_ENABLE);
+	CHECK_EQ(pci_msix_irqfd(d, 1), fd);
+	/* Writing the same mask again changes nothing: no call. */
+	before = watch_calls;
+	mmio_write(&p, t + 28, 4, 0);
+	CHECK_EQ(watch_calls, before);
+	CHECK_EQ(pci_msix_irqfd(d, 5), -1);           /* out of range */
+	CHECK_EQ(pci_msix_irqfd(d, PCI_NO_VECTOR), -1);
+	pci_msix_set_watch(d, NULL, NULL);
+	before = watch_calls;
+	cf8_w(&p, 3, 0, xcap + 2, 2, 0);
+	CHECK_EQ(watch_calls, before);
+	CHECK_EQ(pci_msix_irqfd(d, 1), -1); /* off */
+	pci_bus_destroy(bus);
+	CHECK_EQ(irqfds_assigned, 0);
+	io_bus_destroy(p.pio);
+	io_bus_destroy(p.mmio);
+	guest_mem_destroy(&gm);
+}
+
 int main(void)
 {
 	test_parser();
+	test_msix_irqfd();
 
 	struct guest_mem gm;
 	CHECK_EQ(guest_mem_create(&gm, 16 << 20), 0);
