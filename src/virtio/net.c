@@ -33,7 +33,10 @@
  * frames it sends wait in a small queue for receive buffers.
  *
  * Control queue (5.1.6.5): RX promisc/allmulti, the MAC filter table and
- * address, announce acks. A malformed request fails with VIRTIO_NET_ERR.
+ * address, announce acks (net_ctrl.c). A malformed request fails with
+ * VIRTIO_NET_ERR. Served in the vCPU's exit: Linux spins until the answer
+ * is there, and must not wait for this thread to be scheduled (on a busy
+ * host, or while it sets up vhost).
  * Link status (STATUS): down when the tap is administratively down or
  * loses carrier, with a config interrupt; coming back up also asks the
  * guest to announce itself when it took GUEST_ANNOUNCE. While the link is
@@ -791,6 +794,12 @@ static void net_cfg_read(struct virtio_dev *v, unsigned off, void *buf, unsigned
 static void net_notify(struct virtio_dev *v, unsigned q)
 {
 	struct net *n = v->opaque;
+	if (q == NET_CTRLQ) {
+		/* The guest's kick, in its vCPU's exit (it spins on the
+		 * answer), or the device's own re-kick. */
+		process_ctrl(n);
+		return;
+	}
 	if (n->be != NET_BE_SLIRP)
 		return; /* the device thread reads the kicks */
 	/* slirp: kicks are read on the event loop, libslirp's thread. */
@@ -798,8 +807,6 @@ static void net_notify(struct virtio_dev *v, unsigned q)
 		process_tx(n);
 	else if (q == NET_RXQ)
 		slirp_flush(n);
-	else if (q == NET_CTRLQ)
-		process_ctrl(n);
 }
 
 static void net_destroy(struct virtio_dev *v)
@@ -1068,6 +1075,7 @@ static int net_create_with(struct pci_bus *bus, unsigned slot, unsigned func,
 		snprintf(err, errlen, "cannot create the device: %s", strerror(-r));
 		goto fail;
 	}
+	virtio_queue_serve_in_exit(n->v, NET_CTRLQ);
 	if (!tap && (r = virtio_kicks_on_loop(n->v))) {
 		/* the device is the bus's now; it frees n at destroy */
 		snprintf(err, errlen, "slirp: cannot watch the queues: %s", strerror(-r));

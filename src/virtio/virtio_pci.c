@@ -378,9 +378,17 @@ static void bar_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
 	} else if (off >= VIRTIO_PCI_NOTIFY_OFF) {
 		/* Reaches here only without an ioeventfd for this queue. */
 		unsigned q = (unsigned)(off - VIRTIO_PCI_NOTIFY_OFF) / VIRTIO_PCI_NOTIFY_MULT;
-		if (q < v->nqueues)
+		if (q < v->nqueues && (v->exit_queues >> q & 1))
+			v->ops->queue_notify(v, q);
+		else if (q < v->nqueues)
 			kick(v, q);
 	}
+}
+
+void virtio_queue_serve_in_exit(struct virtio_dev *v, unsigned q)
+{
+	if (q < v->nqueues && q < 32)
+		v->exit_queues |= 1u << q;
 }
 
 static const struct io_ops bar_ops = { bar_read, bar_write };
@@ -400,7 +408,7 @@ static void on_bar_map(struct pci_dev *d, int bar, uint64_t addr, bool mapped)
 			p->ioeventfd(p, q->kick_fd, q->ioeventfd_addr, q->ioeventfd_len, false, false);
 			q->ioeventfd_addr = 0;
 		}
-		if (!mapped)
+		if (!mapped || (v->exit_queues >> i & 1))
 			continue;
 		uint64_t a = addr + VIRTIO_PCI_NOTIFY_OFF + (uint64_t)i * VIRTIO_PCI_NOTIFY_MULT;
 		/* Any width (KVM's fast MMIO path) where KVM has it, else the

@@ -113,6 +113,7 @@ struct virtio_dev {
 	pthread_cond_t idle;
 
 	unsigned nqueues;
+	uint32_t exit_queues; /* bit q: served in the exit (virtio_queue_serve_in_exit) */
 	struct virtio_queue q[VIRTIO_MAX_QUEUES];
 
 	/* The VIRTIO_PCI_CAP_PCI_CFG window. */
@@ -130,6 +131,13 @@ int virtio_pci_create(struct pci_bus *bus, unsigned slot, unsigned func, struct 
 		      unsigned nqueues, uint16_t queue_size_max, unsigned cfg_size,
 		      const struct virtio_dev_ops *ops, void *opaque, struct virtio_dev **out);
 
+/* Serve queue q's kicks in the vCPU's exit (ops->queue_notify on the vCPU
+ * thread, no ioeventfd) instead of through its kick eventfd: for small,
+ * rare requests that drivers busy-wait on (virtio-net's control queue:
+ * Linux spins until the answer is in the used ring, "the kick traps into
+ * the hypervisor, so the request should be handled immediately"). The kick
+ * eventfd stays for the device's own re-kicks. Call after create. */
+void virtio_queue_serve_in_exit(struct virtio_dev *v, unsigned q);
 /* Read kicks on the event loop (for devices without a thread of their own).
  * Call once after create. */
 int virtio_kicks_on_loop(struct virtio_dev *v);

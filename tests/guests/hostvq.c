@@ -613,7 +613,7 @@ static void starve(void)
     writew(wq->notify, 0); /* the one notify */
     if (smp_start_aps(refill_ap, 2000) < 1)
         test_fail("no AP");
-    uint64_t deadline = timeout_start(5000);
+    uint64_t deadline = timeout_start(30000);
     while ((uint16_t)(wq->used[0] >> 16) < 2 * wq->size)
         if (timeout_expired(deadline))
             test_fail("the device is not draining");
