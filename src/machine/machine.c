@@ -136,7 +136,9 @@ int machine_build(const struct machine_config *cfg, struct machine **out, char *
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	int r = vm_create(&cfg->vm, &m->vm, err, errlen);
+	struct vm_options vmo = cfg->vm;
+	vmo.mem_shared = vmo.mem_shared || machine_slots_need_shared_ram(cfg->pci);
+	int r = vm_create(&vmo, &m->vm, err, errlen);
 	if (r)
 		goto fail;
 	/* The PCI ECAM area, before anything copies the e820 map. */

@@ -133,6 +133,14 @@ void machine_slots_free(struct machine_slots *cfg)
 	free(cfg);
 }
 
+bool machine_slots_need_shared_ram(const struct machine_slots *cfg)
+{
+	for (unsigned i = 0; cfg && i < cfg->n; i++)
+		if (cfg->s[i].emul->shared_ram)
+			return true;
+	return false;
+}
+
 int machine_pci_create(struct platform *p, const struct machine_slots *cfg,
 		       struct platform_desc *desc, struct machine_pci **out, char *err, size_t errlen)
 {

@@ -2,6 +2,7 @@
  * (numbers in decimal, as bhyve reads them: "010" is slot 10), parsed and
  * checked against the registry, and bus 0 built from them. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "boot/tables.h"
@@ -15,6 +16,8 @@ struct machine_slots;
  * (which does not repeat the spec). */
 int machine_slots_add(struct machine_slots **slots, const char *spec, char *err, size_t errlen);
 void machine_slots_free(struct machine_slots *slots);
+/* Whether any device needs guest RAM another process can map. */
+bool machine_slots_need_shared_ram(const struct machine_slots *slots);
 
 /* The PCI side of a built board. */
 struct machine_pci;

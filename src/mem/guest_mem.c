@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int map_ram(struct guest_mem *gm, uint64_t size, int fd, bool shared)
 {
@@ -47,20 +48,76 @@ int guest_mem_create_from_fd(struct guest_mem *gm, uint64_t size, int fd, bool s
 	return map_ram(gm, size, fd, shared);
 }
 
+/* Copy the data parts of src (holes stay holes: untouched memfd pages
+ * cost nothing) into the mapping. */
+static int copy_in(struct guest_mem *gm, int src)
+{
+	off_t off = 0, end = (off_t)gm->size;
+	while (off < end) {
+		off_t data = lseek(src, off, SEEK_DATA);
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno;
+		if (data >= end)
+			return 0;
+		off_t hole = lseek(src, data, SEEK_HOLE);
+		if (hole < 0 || hole > end)
+			hole = end;
+		for (off_t o = data; o < hole;) {
+			ssize_t r = pread(src, gm->host + o, (size_t)(hole - o), o);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				return r < 0 ? -errno : -EIO;
+			o += r;
+		}
+		off = hole;
+	}
+	return 0;
+}
+
+int guest_mem_create_shared(struct guest_mem *gm, uint64_t size, int src_fd)
+{
+	memset(gm, 0, sizeof(*gm));
+	if (size < GUEST_MEM_MIN || (size & 0xFFF))
+		return -EINVAL;
+	int fd = memfd_create("khyve-guest-ram", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r;
+	if (ftruncate(fd, (off_t)size) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if ((r = map_ram(gm, size, fd, true))) {
+		close(fd);
+		return r;
+	}
+	gm->shared = true;
+	gm->fd = fd;
+	if (src_fd >= 0 && (r = copy_in(gm, src_fd))) {
+		guest_mem_destroy(gm);
+		return r;
+	}
+	return 0;
+}
+
 void guest_mem_destroy(struct guest_mem *gm)
 {
 	if (gm->host)
 		munmap(gm->host, gm->size);
+	if (gm->shared)
+		close(gm->fd);
 	memset(gm, 0, sizeof(*gm));
 }
 
 int guest_mem_regions(const struct guest_mem *gm, struct guest_mem_region out[2])
 {
-	int n = 0;
-	out[n++] = (struct guest_mem_region){ 0, gm->low_size, gm->host };
+	int n = 0, fd = gm->shared ? gm->fd : -1;
+	out[n++] = (struct guest_mem_region){ 0, gm->low_size, gm->host, fd, 0 };
 	if (gm->high_size)
 		out[n++] = (struct guest_mem_region){ GUEST_HIGHMEM_BASE, gm->high_size,
-						      gm->host + gm->low_size };
+						      gm->host + gm->low_size, fd, gm->low_size };
 	return n;
 }
 

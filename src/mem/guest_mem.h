@@ -26,12 +26,18 @@ struct guest_mem {
 	 * added with guest_mem_reserve(). */
 	unsigned nr_reserved;
 	struct { uint64_t addr, size; } reserved[2];
+	/* RAM that other processes can map (a vhost-user back end): a memfd,
+	 * mapped shared, with low RAM at offset 0 and high RAM after it. */
+	bool shared;
+	int fd; /* meaningful only when shared */
 };
 
 /* A RAM region in guest-physical terms, for the KVM memory slots. */
 struct guest_mem_region {
 	uint64_t gpa, size;
 	void *host;
+	int fd;             /* the memfd (shared RAM), else -1 */
+	uint64_t fd_offset; /* where the region starts in it */
 };
 
 int guest_mem_create(struct guest_mem *gm, uint64_t size);
@@ -41,6 +47,11 @@ int guest_mem_create(struct guest_mem *gm, uint64_t size);
  * private, copy on write, and the file never changes (khyve running a
  * prepared VM). The descriptor may be closed afterwards. */
 int guest_mem_create_from_fd(struct guest_mem *gm, uint64_t size, int fd, bool shared);
+/* RAM in a memfd mapped shared, so that its descriptor can be handed to
+ * another process (guest_mem_regions gives it). src_fd >= 0: start with
+ * the contents of that file (a named VM a loader prepared), copied, so
+ * the file never changes, as with the private mapping above. */
+int guest_mem_create_shared(struct guest_mem *gm, uint64_t size, int src_fd);
 void guest_mem_destroy(struct guest_mem *gm);
 /* Up to two regions (low, high). Returns their count. */
 int guest_mem_regions(const struct guest_mem *gm, struct guest_mem_region out[2]);

@@ -20,6 +20,9 @@ struct pci_emul {
 	void (*free_settings)(void *settings);
 	int (*create)(struct pci_bus *bus, unsigned slot, unsigned func, void *settings,
 		      struct platform *p, char *err, size_t errlen);
+	/* Guest RAM must be shareable with another process (a vhost-user
+	 * back end maps it): the board backs it with a memfd. */
+	bool shared_ram;
 };
 
 /* pci/hostbridge.c, pci/lpc.c */

@@ -7,3 +7,4 @@ extern const struct pci_emul pci_emul_virtio_blk;     /* blk.c */
 extern const struct pci_emul pci_emul_virtio_net;     /* net.c */
 extern const struct pci_emul pci_emul_virtio_console; /* console.c */
 extern const struct pci_emul pci_emul_virtio_rnd;     /* rnd.c */
+extern const struct pci_emul pci_emul_virtio_fs;      /* fs.c */

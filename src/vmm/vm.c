@@ -204,8 +204,10 @@ int vm_create(const struct vm_options *opt, struct vm **out, char *err, size_t e
 	if ((r = vm_ioctl_err(vm->vm_fd, "KVM_CREATE_VM", err, errlen)))
 		goto fail;
 
-	if ((r = opt->mem_from_fd ? guest_mem_create_from_fd(&vm->mem, opt->mem_size, opt->mem_fd, false)
-				  : guest_mem_create(&vm->mem, opt->mem_size))) {
+	if ((r = opt->mem_shared ? guest_mem_create_shared(&vm->mem, opt->mem_size,
+							   opt->mem_from_fd ? opt->mem_fd : -1)
+		 : opt->mem_from_fd ? guest_mem_create_from_fd(&vm->mem, opt->mem_size, opt->mem_fd, false)
+				    : guest_mem_create(&vm->mem, opt->mem_size))) {
 		snprintf(err, errlen, "cannot reserve %llu MiB of guest memory: %s",
 			 (unsigned long long)(opt->mem_size >> 20), strerror(-r));
 		goto fail;

@@ -22,6 +22,9 @@ struct vm_options {
 	 * Otherwise anonymous memory. */
 	bool mem_from_fd;
 	int mem_fd;
+	/* RAM another process can map (a vhost-user back end): a memfd,
+	 * mapped shared; with mem_from_fd, the file's contents copied in. */
+	bool mem_shared;
 };
 
 /* Whether a guest of size bytes of RAM can be had on this host (size,
