@@ -494,3 +494,25 @@ def write_env(path, env):
 
 def now():
     return time.monotonic()
+
+
+def modules_overlay(kit_env, wanted, path):
+    """An uncompressed cpio to append to the kit's initramfs (the kernel
+    unpacks concatenated archives in order, later files winning): the
+    wanted modules the kit lacks, with their dependencies, and an
+    /etc/modules.load that loads the kit's modules, then these. Taken from
+    the kernel package the kit unpacked (KHYVE_KIT_DIR/pkgs/PACKAGE), so
+    the shared kit itself is not rebuilt. Returns the modules added."""
+    kver, pkg = kit_env["KERNEL_VERSION"], kit_env["KERNEL_PACKAGE"]
+    have = kit_env.get("MODULES", "").split()
+    tree = ModuleTree(os.path.join(kit_dir(), "pkgs", pkg), kver)
+    order, missing, _ = tree.resolve(wanted)
+    if missing:
+        raise KitError(f"modules not in {pkg}: {' '.join(missing)}")
+    add = [m for m in order if m not in have]
+    cpio = Cpio()
+    for name in add:
+        cpio.file(f"lib/modules/{kver}/{name}.ko", read_module(tree.paths[name]))
+    cpio.file("etc/modules.load", "".join(n + "\n" for n in have + add))
+    cpio.write(path, compress=False)
+    return add

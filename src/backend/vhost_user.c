@@ -316,6 +316,58 @@ static int set_fd(struct vhost_user *vu, uint32_t request, unsigned index, int f
 
 /* ---- the session ---- */
 
+/* The negotiation on a connected socket (owned by vu). */
+static int negotiate(struct vhost_user *vu, unsigned min_queues, char *why, size_t whylen)
+{
+	int r;
+	if ((r = get_u64(vu, VHOST_USER_GET_FEATURES, &vu->features, why, whylen)))
+		return r;
+	if (vu->features & (1ULL << VHOST_USER_F_PROTOCOL_FEATURES)) {
+		uint64_t pf;
+		if ((r = get_u64(vu, VHOST_USER_GET_PROTOCOL_FEATURES, &pf, why, whylen)))
+			return r;
+		pf &= 1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK | 1ULL << VHOST_USER_PROTOCOL_F_MQ;
+		/* Acks start with the next request: this one goes without. */
+		if ((r = set_u64(vu, VHOST_USER_SET_PROTOCOL_FEATURES, pf, why, whylen)))
+			return r;
+		vu->protocol = pf;
+	}
+	if ((r = set_msg(vu, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0, why, whylen)))
+		return r;
+	if (vu->protocol & (1ULL << VHOST_USER_PROTOCOL_F_MQ)) {
+		uint64_t nq;
+		if ((r = get_u64(vu, VHOST_USER_GET_QUEUE_NUM, &nq, why, whylen)))
+			return r;
+		if (nq < min_queues) {
+			snprintf(why, whylen, "%s: the back end has %llu queues, the device needs %u",
+				 vu->path, (unsigned long long)nq, min_queues);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int vhost_user_attach(struct vhost_user **out, int fd, const char *name, unsigned min_queues,
+		      int timeout_ms, uint64_t *features, char *why, size_t whylen)
+{
+	struct vhost_user *vu = calloc(1, sizeof(*vu));
+	if (!vu) {
+		close(fd);
+		return -ENOMEM;
+	}
+	vu->fd = fd;
+	snprintf(vu->path, sizeof(vu->path), "%s", name);
+	vu->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+	int r = negotiate(vu, min_queues, why, whylen);
+	if (r) {
+		vhost_user_close(vu);
+		return r;
+	}
+	*features = vu->features;
+	*out = vu;
+	return 0;
+}
+
 int vhost_user_connect(struct vhost_user **out, const char *path, unsigned min_queues,
 		       int timeout_ms, uint64_t *features, char *why, size_t whylen)
 {
@@ -325,57 +377,20 @@ int vhost_user_connect(struct vhost_user **out, const char *path, unsigned min_q
 		return -ENAMETOOLONG;
 	}
 	memcpy(sa.sun_path, path, strlen(path) + 1);
-	struct vhost_user *vu = calloc(1, sizeof(*vu));
-	if (!vu)
-		return -ENOMEM;
-	snprintf(vu->path, sizeof(vu->path), "%s", path);
-	vu->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
-	int r;
-	vu->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (vu->fd < 0) {
-		r = -errno;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		int r = -errno;
 		snprintf(why, whylen, "socket: %s", strerror(errno));
-		free(vu);
 		return r;
 	}
-	if (connect(vu->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
 		snprintf(why, whylen, "%s: %s%s", path, strerror(errno),
 			 errno == ENOENT || errno == ECONNREFUSED ? " (is virtiofsd running?)" : "");
-		goto fail;
+		close(fd);
+		return r;
 	}
-	if ((r = get_u64(vu, VHOST_USER_GET_FEATURES, &vu->features, why, whylen)))
-		goto fail;
-	if (vu->features & (1ULL << VHOST_USER_F_PROTOCOL_FEATURES)) {
-		uint64_t pf;
-		if ((r = get_u64(vu, VHOST_USER_GET_PROTOCOL_FEATURES, &pf, why, whylen)))
-			goto fail;
-		pf &= 1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK | 1ULL << VHOST_USER_PROTOCOL_F_MQ;
-		/* Acks start with the next request: this one goes without. */
-		if ((r = set_u64(vu, VHOST_USER_SET_PROTOCOL_FEATURES, pf, why, whylen)))
-			goto fail;
-		vu->protocol = pf;
-	}
-	if ((r = set_msg(vu, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0, why, whylen)))
-		goto fail;
-	if (vu->protocol & (1ULL << VHOST_USER_PROTOCOL_F_MQ)) {
-		uint64_t nq;
-		if ((r = get_u64(vu, VHOST_USER_GET_QUEUE_NUM, &nq, why, whylen)))
-			goto fail;
-		if (nq < min_queues) {
-			snprintf(why, whylen, "%s: the back end has %llu queues, the device needs %u",
-				 path, (unsigned long long)nq, min_queues);
-			r = -EINVAL;
-			goto fail;
-		}
-	}
-	*features = vu->features;
-	*out = vu;
-	return 0;
-fail:
-	close(vu->fd);
-	free(vu);
-	return r;
+	return vhost_user_attach(out, fd, path, min_queues, timeout_ms, features, why, whylen);
 }
 
 int vhost_user_fd(const struct vhost_user *vu) { return vu->fd; }

@@ -77,6 +77,10 @@ struct vhost_user_ring {
  * back end offers. timeout_ms bounds each wait for a reply. */
 int vhost_user_connect(struct vhost_user **out, const char *path, unsigned min_queues,
 		       int timeout_ms, uint64_t *features, char *why, size_t whylen);
+/* The same on a connected socket fd (taken over, closed on failure);
+ * name is for messages. */
+int vhost_user_attach(struct vhost_user **out, int fd, const char *name, unsigned min_queues,
+		      int timeout_ms, uint64_t *features, char *why, size_t whylen);
 /* The socket (for watching it hang up: the back end died). */
 int vhost_user_fd(const struct vhost_user *vu);
 /* Start the back end on n rings (queue i = ring[i]): SET_FEATURES (the
