@@ -61,7 +61,7 @@ while cat /mnt/renamed.txt >/dev/null 2>/tmp/err; do
   sleep 0.2
 done
 V readerror $(cat /tmp/err)
-if echo more > /mnt/after.txt 2>/tmp/err2; then V write after death worked; else V writeerror $(cat /tmp/err2); fi
+if { echo more > /mnt/after.txt; } 2>/tmp/err2; then V write after death worked; else V writeerror $(cat /tmp/err2); fi
 if ls /mnt/gdir >/dev/null 2>/tmp/err3; then V ls after death worked; else V lserror $(cat /tmp/err3); fi
 V end
 """
