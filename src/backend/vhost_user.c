@@ -463,6 +463,13 @@ int vhost_user_start(struct vhost_user *vu, uint64_t features, const struct gues
 	return 0;
 }
 
+int vhost_user_set_call(struct vhost_user *vu, unsigned index, int fd, char *why, size_t whylen)
+{
+	if (!vu->started || index >= vu->nrings)
+		return -EINVAL;
+	return set_fd(vu, VHOST_USER_SET_VRING_CALL, index, fd, why, whylen);
+}
+
 int vhost_user_stop(struct vhost_user *vu, uint16_t *base, char *why, size_t whylen)
 {
 	if (!vu || !vu->started)

@@ -90,6 +90,9 @@ int vhost_user_fd(const struct vhost_user *vu);
  * and, with protocol features, ENABLE. */
 int vhost_user_start(struct vhost_user *vu, uint64_t features, const struct guest_mem *mem,
 		     const struct vhost_user_ring *ring, unsigned n, char *why, size_t whylen);
+/* Point ring index's completions at fd (a started back end): the
+ * vector's irqfd, or khyve's own eventfd while the vector is masked. */
+int vhost_user_set_call(struct vhost_user *vu, unsigned index, int fd, char *why, size_t whylen);
 /* Stop every ring (SET_VRING_ENABLE 0, GET_VRING_BASE, which the back end
  * answers once it no longer touches the ring); base[i] gets where ring i
  * stopped (base may be NULL). Returns 0 or -errno (the back end is gone

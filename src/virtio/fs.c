@@ -7,9 +7,12 @@
  * a socket that is not a vhost-user back end is an error at start; at
  * each DRIVER_OK it hands the back end the memory table (guest RAM is a
  * memfd: pci_emul.shared_ram) and both rings. Kicks go from the guest's
- * ioeventfd straight to the back end; its call eventfds are turned into
- * the queues' interrupts by the device's thread ("virtio-fs"), which also
- * watches the socket. A reset takes the rings back (GET_VRING_BASE)
+ * ioeventfd straight to the back end; its completions go straight into
+ * the vector's KVM irqfd while MSI-X delivers it unmasked, else into an
+ * eventfd the device's thread ("virtio-fs") turns into the interrupt, so
+ * a masked vector stays pending (a mask change rebinds with
+ * SET_VRING_CALL before the guest's write completes, as QEMU does). The
+ * thread also watches the socket. A reset takes the rings back (GET_VRING_BASE)
  * before it returns.
  *
  * The back end's death (the socket hangs up, it signals a ring's error
@@ -37,6 +40,7 @@
 #include <unistd.h>
 
 #include "backend/vhost_user.h"
+#include "pci/pci.h"
 #include "pci/slots.h"
 #include "util/log.h"
 #include "virtio/emulations.h"
@@ -72,6 +76,10 @@ struct fs {
 	bool running;
 	int epfd, stop_fd, mode_fd;
 	int call_fd[FS_NQ], err_fd[FS_NQ];
+	/* What the back end signals now (under v->lock): the vector's irqfd
+	 * or call_fd; -1 when stopped. vec: the rings' vectors at start. */
+	int call_bound[FS_NQ];
+	uint16_t vec[FS_NQ];
 	/* The back end is gone: set under v->lock, the thread then serves
 	 * the queues itself. */
 	atomic_bool dead;
@@ -222,6 +230,43 @@ static void *fs_thread(void *opaque)
 	}
 }
 
+/* ---- completions straight into KVM ---- */
+
+/* v->lock held. */
+static void bind_calls_locked(struct fs *f)
+{
+	if (atomic_load(&f->dead) || !vhost_user_started(f->vu))
+		return;
+	for (unsigned i = 0; i < FS_NQ; i++) {
+		if (f->call_bound[i] < 0)
+			continue;
+		int fd = pci_msix_irqfd(f->v->pci, f->vec[i]);
+		if (fd < 0)
+			fd = f->call_fd[i];
+		if (fd == f->call_bound[i])
+			continue;
+		char why[256];
+		if (vhost_user_set_call(f->vu, i, fd, why, sizeof(why))) {
+			go_dead_locked(f, why);
+			return;
+		}
+		f->call_bound[i] = fd;
+		log_debug("virtio-fs %s: the back end signals queue %u %s", f->s.tag, i,
+			  fd == f->call_fd[i] ? "through khyve (vector masked)"
+					      : "straight into its vector's irqfd");
+	}
+}
+
+/* The guest masked, unmasked, enabled or moved a vector (no PCI lock
+ * held; never called under v->lock). */
+static void fs_msix_changed(void *opaque)
+{
+	struct fs *f = opaque;
+	pthread_mutex_lock(&f->v->lock);
+	bind_calls_locked(f);
+	pthread_mutex_unlock(&f->v->lock);
+}
+
 /* ---- transport hooks ---- */
 
 static int fs_start(struct virtio_dev *v)
@@ -256,7 +301,13 @@ static int fs_start(struct virtio_dev *v)
 		/* DRIVER_OK is already set: NEEDS_RESET is reported, and the
 		 * device starts all the same so that the thread can answer. */
 		go_dead_locked(f, why);
+		return 0;
 	}
+	for (unsigned i = 0; i < FS_NQ; i++) {
+		f->call_bound[i] = f->call_fd[i];
+		f->vec[i] = v->q[i].msix_vector;
+	}
+	bind_calls_locked(f);
 	return 0;
 }
 
@@ -266,6 +317,8 @@ static void fs_reset(struct virtio_dev *v)
 	if (atomic_load(&f->dead) || !vhost_user_started(f->vu))
 		return;
 	char why[256];
+	for (unsigned i = 0; i < FS_NQ; i++)
+		f->call_bound[i] = -1;
 	if (vhost_user_stop(f->vu, NULL, why, sizeof(why)))
 		go_dead_locked(f, why);
 }
@@ -279,6 +332,7 @@ static void fs_cfg_read(struct virtio_dev *v, unsigned off, void *buf, unsigned 
 static void fs_destroy(struct virtio_dev *v)
 {
 	struct fs *f = v->opaque;
+	pci_msix_set_watch(v->pci, NULL, NULL);
 	if (f->running) {
 		wake_thread(f->stop_fd);
 		pthread_join(f->thread, NULL);
@@ -386,7 +440,7 @@ static int fs_create(struct pci_bus *bus, unsigned slot, unsigned func, void *se
 	f->s = *s;
 	f->epfd = f->stop_fd = f->mode_fd = -1;
 	for (unsigned i = 0; i < FS_NQ; i++)
-		f->call_fd[i] = f->err_fd[i] = -1;
+		f->call_fd[i] = f->err_fd[i] = f->call_bound[i] = -1;
 	atomic_init(&f->dead, false);
 	memcpy(f->cfg, s->tag, strlen(s->tag)); /* NUL-padded, not terminated at 36 */
 	f->cfg[36] = 1;                         /* num_request_queues, le32 */
@@ -423,6 +477,7 @@ static int fs_create(struct pci_bus *bus, unsigned slot, unsigned func, void *se
 	/* From here the device owns f (fs_destroy). Offer only what the back
 	 * end can do with the rings. */
 	f->v->host_features &= f->backend_features;
+	pci_msix_set_watch(f->v->pci, fs_msix_changed, f);
 	int fds[] = { f->stop_fd, f->mode_fd, f->call_fd[0], f->call_fd[1], f->err_fd[0],
 		      f->err_fd[1] };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
