@@ -43,6 +43,20 @@ def ask(path, command, wait=1.0):
     return out.decode(errors="replace")
 
 
+def stall_signature(regs, lapic):
+    """From "info registers" and "info lapic": a description when the CPU
+    is halted with interrupts enabled and a vector pending in its local
+    APIC (an interrupt QEMU 7.2's TCG has stopped delivering), else None."""
+    halted = "HLT=1" in regs
+    rfl = [w for w in regs.split() if w.startswith("RFL=")]
+    irq_on = bool(rfl) and int(rfl[0][4:], 16) & 0x200
+    irr = [[v for v in line.split()[1:] if v.isdigit()]
+           for line in lapic.splitlines() if line.startswith("IRR")]
+    if halted and irq_on and irr and irr[0]:
+        return f"its CPU halted with interrupts enabled and vector {' '.join(irr[0])} pending"
+    return None
+
+
 if __name__ == "__main__":
     path = sock_path(sys.argv[1])
     for c in sys.argv[2:]:

@@ -2,8 +2,13 @@
 
 import os
 import re
+import sys
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "scripts", "lib"))
+import svm_monitor  # noqa: E402
 
 pytestmark = pytest.mark.svm
 
@@ -65,3 +70,20 @@ def test_stderr_separate_and_no_boot_noise(run):
     assert "to-stderr" not in r.stdout
     assert "SVM-HOST" not in r.stdout and "SVM-HOST" not in r.stderr
     assert r.stdout.startswith("KVM-DEV=")
+
+
+# What QEMU's monitor said about a test host that had stalled (2026-12-07),
+# and about one idling normally: only the first is a stall.
+STALLED_REGS = ("RIP=ffffffff81a592eb RFL=00000216 [----AP-] CPL=0 II=0 A20=1 SMM=0 HLT=1\n")
+STALLED_LAPIC = ("Timer\t DCR=0x3 (divide by 16) initial_count = 90388 current_count = 0\n"
+                 "ISR\t (none)\nIRR\t 236 \n")
+
+
+def test_a_stalled_test_host_is_recognised():
+    assert "vector 236 pending" in svm_monitor.stall_signature(STALLED_REGS, STALLED_LAPIC)
+    idle_lapic = STALLED_LAPIC.replace("IRR\t 236 ", "IRR\t (none)")
+    assert svm_monitor.stall_signature(STALLED_REGS, idle_lapic) is None
+    running = STALLED_REGS.replace("HLT=1", "HLT=0")
+    assert svm_monitor.stall_signature(running, STALLED_LAPIC) is None
+    masked = STALLED_REGS.replace("RFL=00000216", "RFL=00000016")
+    assert svm_monitor.stall_signature(masked, STALLED_LAPIC) is None
