@@ -19,6 +19,7 @@
 #include "util/parse.h"
 #include "machine/machine.h"
 #include "machine/registry.h"
+#include "sandbox/sandbox.h"
 
 #define EXIT_USAGE VM_EXIT_ERROR
 #define MAX_MODULES 16
@@ -40,7 +41,8 @@ static void usage(FILE *f)
 		"             [--kernel FILE [--initrd FILE]... [--append CMDLINE]\n"
 		"              [--kenv NAME=VALUE]...\n"
 		"              [--boot-format auto|linux|pvh|multiboot|freebsd]]\n"
-		"             [--debug-exit[=PORT]] [--dump-acpi DIR] [--verbose] vmname\n"
+		"             [--debug-exit[=PORT]] [--dump-acpi DIR] [--no-sandbox] [--verbose]\n"
+		"             vmname\n"
 		"       (without --kernel: boot what a loader prepared in the named VM)\n"
 		"       khyve --help | --version\n"
 		"See khyve(8).\n");
@@ -55,6 +57,7 @@ enum long_only {
 	OPT_DEBUG_EXIT,
 	OPT_DUMP_ACPI,
 	OPT_VERBOSE,
+	OPT_NO_SANDBOX,
 	OPT_VERSION,
 };
 
@@ -68,6 +71,7 @@ static const struct option long_options[] = {
 	{ "debug-exit", optional_argument, NULL, OPT_DEBUG_EXIT },
 	{ "dump-acpi", required_argument, NULL, OPT_DUMP_ACPI },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
+	{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -170,18 +174,21 @@ static void inform(void *opaque, const char *line)
 	log_info("%s", line);
 }
 
-/* For benchmarks: what the guest touched versus what khyve itself uses. */
+/* For benchmarks: what the guest touched versus what khyve itself uses.
+ * /proc/self/status is opened before the sandbox is on (which allows no
+ * opening of files) and read at the end. */
+static int status_fd = -1;
+
 static void print_exit_stats(struct machine *m)
 {
 	uint64_t guest = guest_mem_resident_bytes(vm_mem(machine_vm(m)));
-	char line[256];
+	char buf[4096];
 	long hwm = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "VmHWM:", 6))
-			hwm = strtol(line + 6, NULL, 10);
-	if (f)
-		fclose(f);
+	ssize_t n = status_fd >= 0 ? pread(status_fd, buf, sizeof(buf) - 1, 0) : -1;
+	buf[n > 0 ? n : 0] = '\0';
+	const char *line = strstr(buf, "VmHWM:");
+	if (line)
+		hwm = strtol(line + 6, NULL, 10);
 	log_info("guest pages resident: %llu (%llu KiB); peak RSS %ld KiB",
 		 (unsigned long long)(guest / 4096), (unsigned long long)(guest / 1024), hwm);
 }
@@ -235,6 +242,7 @@ int main(int argc, char **argv)
 	int opt;
 
 	bool mem_given = false;
+	bool sandbox = true;
 	while ((opt = getopt_long(argc, argv, ":ADHPSuwhc:m:l:s:g:G:", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'A': /* ACPI tables are always generated */
@@ -336,6 +344,9 @@ int main(int argc, char **argv)
 		}
 		case OPT_DUMP_ACPI:
 			cfg.dump_acpi_dir = optarg;
+			break;
+		case OPT_NO_SANDBOX:
+			sandbox = false;
 			break;
 		case OPT_VERBOSE:
 			cfg.boot.inform = inform;
@@ -472,6 +483,18 @@ int main(int argc, char **argv)
 		snprintf(lines, sizeof(lines), "cpus=%u\nmem=%llu\n", vm_vcpu_count(machine_vm(m)),
 			 (unsigned long long)cfg.vm.mem_size);
 		ctl_vm_describe(&vmdir, lines);
+	}
+	if (getenv("KHYVE_EXIT_STATS"))
+		status_fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	/* Set-up is done: each thread from here on makes only the calls its
+	 * role needs (src/sandbox/, khyve(8) SANDBOX). */
+	if (sandbox && sandbox_start(machine_vm(m), err, sizeof(err))) {
+		log_error("%s (--no-sandbox runs without it)", err);
+		ctl_server_stop(ctl);
+		gdb_stub_destroy(gdb);
+		machine_destroy(m);
+		release_vm(false);
+		return VM_EXIT_ERROR;
 	}
 	started = true;
 	int status = machine_run(m);

@@ -36,6 +36,7 @@
 #include "backend/disk.h"
 #include "pci/slots.h"
 #include "util/log.h"
+#include "util/thread_role.h"
 #include "virtio/vdev_work.h"
 #include "virtio/virtio_pci.h"
 
@@ -553,6 +554,7 @@ static void *blk_thread(void *opaque)
 {
 	struct blk *b = opaque;
 	pthread_setname_np(pthread_self(), "virtio-blk");
+	thread_role_enter(THREAD_ROLE_BLK_IO);
 	arm_read(b, b->v->q[0].kick_fd, &b->kick_buf, TAG_KICK);
 	arm_read(b, b->stop_fd, &b->stop_buf, TAG_STOP);
 	bool pushed = false;

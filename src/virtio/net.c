@@ -68,6 +68,7 @@
 #include "pci/pci.h"
 #include "pci/slots.h"
 #include "util/log.h"
+#include "util/thread_role.h"
 #include "virtio/net_ctrl.h"
 #include "virtio/vdev_work.h"
 #include "virtio/virtio_net.h"
@@ -637,6 +638,7 @@ static void *net_thread(void *opaque)
 {
 	struct net *n = opaque;
 	pthread_setname_np(pthread_self(), "virtio-net");
+	thread_role_enter(THREAD_ROLE_NET_IO);
 	int rxkick = n->v->q[NET_RXQ].kick_fd, txkick = n->v->q[NET_TXQ].kick_fd;
 	int ctrlkick = n->v->q[NET_CTRLQ].kick_fd;
 	vhost_follow(n);

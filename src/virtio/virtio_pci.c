@@ -10,6 +10,7 @@
 
 #include "util/evloop.h"
 #include "util/log.h"
+#include "util/thread_role.h"
 
 #define VIRTIO_PCI_CAP_COMMON_CFG 1
 #define VIRTIO_PCI_CAP_NOTIFY_CFG 2
@@ -116,6 +117,12 @@ static void kick(struct virtio_dev *v, unsigned q)
 
 /* ---- reset and status ---- */
 
+static int start_device(void *opaque)
+{
+	struct virtio_dev *v = opaque;
+	return v->ops->start(v);
+}
+
 static void reset_locked(struct virtio_dev *v)
 {
 	if (v->ops->reset)
@@ -185,7 +192,9 @@ static void set_status(struct virtio_dev *v, uint8_t s)
 	bool going = (s & VIRTIO_STATUS_DRIVER_OK) && !(v->status & VIRTIO_STATUS_DRIVER_OK);
 	v->status = s;
 	if (going && !v->started && !(s & VIRTIO_STATUS_NEEDS_RESET)) {
-		int r = v->ops->start ? v->ops->start(v) : 0;
+		/* On the thread allowed to make threads (util/thread_role.h):
+		 * start() may make the device's. */
+		int r = v->ops->start ? thread_role_setup_call(start_device, v) : 0;
 		if (r) {
 			log_warn("%s: cannot start: %s", v->name, strerror(-r));
 			v->status |= VIRTIO_STATUS_NEEDS_RESET;

@@ -10,6 +10,7 @@
 
 #include "bus/io_bus.h"
 #include "util/log.h"
+#include "util/thread_role.h"
 #include "vmm/cpuid.h"
 #include "vmm/vm_internal.h"
 
@@ -348,6 +349,7 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&kick);
 	sigaddset(&kick, KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+	thread_role_enter(THREAD_ROLE_VCPU);
 
 	char what[160];
 	while (atomic_load_explicit(&vm->exit_status, memory_order_relaxed) < 0) {

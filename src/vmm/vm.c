@@ -19,6 +19,7 @@
 
 #include "util/evloop.h"
 #include "util/log.h"
+#include "util/thread_role.h"
 #include "vmm/irq_routing.h"
 #include "vmm/kvm.h"
 #include "vmm/vm_internal.h"
@@ -85,6 +86,8 @@ struct platform *vm_platform(struct vm *vm) { return &vm->platform; }
 const struct guest_mem *vm_mem(struct vm *vm) { return &vm->mem; }
 struct evloop *vm_loop(struct vm *vm) { return vm->loop; }
 unsigned vm_vcpu_count(const struct vm *vm) { return vm->nvcpus; }
+int vm_kvm_fd(const struct vm *vm) { return vm->vm_fd; }
+int vm_vcpu_kvm_fd(const struct vm *vm, unsigned index) { return vm->vcpus[index].fd; }
 uint32_t vm_apic_id(const struct vm *vm, unsigned index) { return vm->vcpus[index].apic_id; }
 
 void vm_set_signal_handler(struct vm *vm, vm_signal_handler handler, void *opaque)
@@ -482,6 +485,8 @@ int vm_run(struct vm *vm)
 			break;
 		}
 	}
+	/* The vCPU threads are made: from here on this thread is the loop's. */
+	thread_role_enter(THREAD_ROLE_EVLOOP);
 	int r = evloop_run(vm->loop);
 	if (r)
 		vm_request_exit(vm, VM_EXIT_ERROR, "event loop failed");

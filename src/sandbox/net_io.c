@@ -1,0 +1,31 @@
+/* A virtio-net device's thread on a tap (virtio/net.c): epoll over the
+ * tap, the queues' kicks and its own eventfds; frames to and from the tap
+ * (read/readv, write/writev); the tap's link state over rtnetlink
+ * (recvfrom, sendto); vhost-net set up and stopped on this thread
+ * (VHOST_* ioctls, on the vhost descriptor: the request numbers are the
+ * check, the descriptor is not known here). */
+#include <linux/vhost.h>
+#include <sys/ioctl.h>
+
+#include "sandbox/rules.h"
+
+static const struct sandbox_rule rules[] = {
+	SB_ALLOW(epoll_wait),
+	SB_ALLOW(epoll_pwait),
+	SB_ALLOW(epoll_ctl),
+	SB_ALLOW(read),
+	SB_ALLOW(readv),
+	SB_ALLOW(recvfrom),
+	SB_ALLOW(sendto),
+	SB_IOCTL(SB_FD_ANY, VHOST_SET_FEATURES),
+	SB_IOCTL(SB_FD_ANY, VHOST_SET_MEM_TABLE),
+	SB_IOCTL(SB_FD_ANY, VHOST_SET_VRING_NUM),
+	SB_IOCTL(SB_FD_ANY, VHOST_SET_VRING_BASE),
+	SB_IOCTL(SB_FD_ANY, VHOST_GET_VRING_BASE),
+	SB_IOCTL(SB_FD_ANY, VHOST_SET_VRING_ADDR),
+	SB_IOCTL(SB_FD_ANY, VHOST_SET_VRING_KICK),
+	SB_IOCTL(SB_FD_ANY, VHOST_SET_VRING_CALL),
+	SB_IOCTL(SB_FD_ANY, VHOST_NET_SET_BACKEND),
+};
+
+const struct sandbox_rules sandbox_net_io_rules = SB_RULES("net_io", rules);

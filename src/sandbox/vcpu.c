@@ -1,0 +1,46 @@
+/* vCPU threads (vmm/vcpu.c): KVM_RUN and what handling its exits takes.
+ * - Their own state, by request and only on the VM's vCPU descriptors:
+ *   the halt check, the gdb stub's calls (run on the vCPU's thread), the
+ *   register dump of a failing vCPU, and the wake from S3 (the last vCPU
+ *   to park resets every vCPU).
+ * - The VM: interrupts (KVM_IRQ_LINE, MSI, their routes and irqfds, made
+ *   on first use), queue kicks moving to ioeventfds when the driver sets a
+ *   queue up, the interrupt controllers' reset on an S3 wake.
+ * - Kicking the other vCPUs (SIGUSR1, to this process only) when one stops
+ *   for the debugger.
+ * - Device registers: console output (write, or send on a socket), kicks
+ *   without an ioeventfd (write), a driver's reset reading the kicks left
+ *   (read). Starting a device runs on the starter thread (futex only). */
+#include <linux/kvm.h>
+#include <signal.h>
+
+#include "sandbox/rules.h"
+
+static const struct sandbox_rule rules[] = {
+	SB_IOCTL(SB_FD_VCPUS, KVM_RUN),
+	SB_IOCTL(SB_FD_VCPUS, KVM_GET_REGS),
+	SB_IOCTL(SB_FD_VCPUS, KVM_SET_REGS),
+	SB_IOCTL(SB_FD_VCPUS, KVM_GET_SREGS),
+	SB_IOCTL(SB_FD_VCPUS, KVM_SET_SREGS),
+	SB_IOCTL(SB_FD_VCPUS, KVM_GET_FPU),
+	SB_IOCTL(SB_FD_VCPUS, KVM_SET_FPU),
+	SB_IOCTL(SB_FD_VCPUS, KVM_GET_DEBUGREGS),
+	SB_IOCTL(SB_FD_VCPUS, KVM_SET_DEBUGREGS),
+	SB_IOCTL(SB_FD_VCPUS, KVM_SET_GUEST_DEBUG),
+	SB_IOCTL(SB_FD_VCPUS, KVM_GET_MSRS),
+	SB_IOCTL(SB_FD_VCPUS, KVM_TRANSLATE),
+	SB_IOCTL(SB_FD_VCPUS, KVM_GET_MP_STATE),
+	SB_IOCTL(SB_FD_VCPUS, KVM_SET_MP_STATE),
+	SB_IOCTL(SB_FD_VCPUS, KVM_SET_LAPIC),
+	SB_IOCTL(SB_FD_VCPUS, KVM_GET_VCPU_EVENTS),
+	SB_IOCTL(SB_FD_VCPUS, KVM_SET_VCPU_EVENTS),
+	SB_IOCTL(SB_FD_VM, KVM_IOEVENTFD),
+	SB_IOCTL(SB_FD_VM, KVM_GET_IRQCHIP),
+	SB_IOCTL(SB_FD_VM, KVM_SET_IRQCHIP),
+	SB_IOCTL(SB_FD_VM, KVM_SET_PIT2),
+	SB_ALLOW_IF(tgkill, SB_ARG_EQ(2, SIGUSR1)),
+	SB_ALLOW(read),
+	SB_ALLOW(sendto),
+};
+
+const struct sandbox_rules sandbox_vcpu_rules = SB_RULES("vcpu", rules);
