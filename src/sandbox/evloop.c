@@ -34,6 +34,7 @@ static const struct sandbox_rule rules[] = {
 	SB_ALLOW(ftruncate),
 	SB_ALLOW(fstat),
 	SB_ALLOW(newfstatat),
+	SB_ALLOW(timerfd_create), /* libslirp's timers */
 	SB_ALLOW(timerfd_settime),
 	SB_ALLOW(timerfd_gettime),
 	SB_ALLOW(getrandom),

@@ -7,7 +7,10 @@
  *   (clone3 says ENOSYS, so that glibc falls back to clone, whose flags a
  *   filter can see), their stacks and guard pages, signal masks.
  * - What start() makes: eventfds, an epoll set, an io_uring (virtio-blk),
- *   the tap's offloads (TUNSETOFFLOAD). */
+ *   the tap's offloads (TUNSETOFFLOAD).
+ * - What the threads it makes need to put their own filter on (this list
+ *   is theirs until then): no_new_privs and seccomp's filter mode. */
+#include <linux/seccomp.h>
 #include <linux/if_tun.h>
 #include <sched.h>
 #include <sys/prctl.h>
@@ -26,6 +29,8 @@ static const struct sandbox_rule rules[] = {
 	SB_ALLOW(sigaltstack),
 	SB_ALLOW(rt_sigaction),
 	SB_ALLOW_IF(prctl, SB_ARG_EQ(0, PR_SET_NAME)), /* the new thread names itself */
+	SB_ALLOW_IF(prctl, SB_ARG_EQ(0, PR_SET_NO_NEW_PRIVS)),
+	SB_ALLOW_IF(seccomp, SB_ARG_EQ(0, SECCOMP_SET_MODE_FILTER)),
 	SB_ALLOW(epoll_create1),
 	SB_ALLOW(epoll_ctl),
 	SB_ALLOW(io_uring_setup),

@@ -8,7 +8,8 @@
  *   queue up, the interrupt controllers' reset on an S3 wake.
  * - Kicking the other vCPUs (SIGUSR1, to this process only) when one stops
  *   for the debugger.
- * - Device registers: console output (write, or send on a socket), kicks
+ * - Device registers: console output (write, or send on a socket), timers
+ *   (the RTC's alarm and periodic interrupt: timerfd), kicks
  *   without an ioeventfd (write), a driver's reset reading the kicks left
  *   (read). Starting a device runs on the starter thread (futex only). */
 #include <linux/kvm.h>
@@ -41,6 +42,10 @@ static const struct sandbox_rule rules[] = {
 	SB_ALLOW_IF(tgkill, SB_ARG_EQ(2, SIGUSR1)),
 	SB_ALLOW(read),
 	SB_ALLOW(sendto),
+	SB_ALLOW(timerfd_settime),
+	SB_ALLOW(timerfd_gettime),
+	SB_ALLOW(poll), /* a console backend that cannot take output yet */
+	SB_ALLOW(epoll_ctl), /* a live queue's kick, watched by the loop */
 };
 
 const struct sandbox_rules sandbox_vcpu_rules = SB_RULES("vcpu", rules);
