@@ -562,6 +562,10 @@ int gdb_stub_create(struct vm *vm, const char *spec, struct gdb_stub **out, char
 		snprintf(err, errlen, "%s", strerror(errno));
 		goto fail;
 	}
+	/* What this host's KVM does for a debugger is found now, during
+	 * set-up: the probe makes a throw-away VM, which the sandbox does not
+	 * allow once the guest runs. */
+	t_capabilities(stub);
 	vm_set_debug_handler(vm, on_debug_exit, stub);
 	if (stub->hold) {
 		vm_hold_vcpus(vm);

@@ -548,6 +548,9 @@ int rtc_create(struct platform *p, struct rtc **out)
 	r->p = p;
 	r->tfd = -1;
 	pthread_mutex_init(&r->lock, NULL);
+	/* glibc reads the time zone file at its first time conversion, even
+	 * gmtime_r's: now, during set-up, not on a vCPU under the sandbox. */
+	tzset();
 	init_cmos(r);
 	r->clock = host_realtime_ns;
 	r->last_eval_ns = now_ns(r);
