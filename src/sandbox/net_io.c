@@ -1,11 +1,13 @@
 /* A virtio-net device's thread on a tap (virtio/net.c): epoll over the
  * tap, the queues' kicks and its own eventfds; frames to and from the tap
  * (read/readv, write/writev); the tap's link state over rtnetlink
- * (recvfrom, sendto); vhost-net set up and stopped on this thread
+ * (recvfrom, sendto; a fresh netlink socket to ask for it after lost
+ * messages); vhost-net set up and stopped on this thread
  * (VHOST_* ioctls, on the vhost descriptor: the request numbers are the
  * check, the descriptor is not known here). */
 #include <linux/vhost.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include "sandbox/rules.h"
 
@@ -17,6 +19,7 @@ static const struct sandbox_rule rules[] = {
 	SB_ALLOW(readv),
 	SB_ALLOW(recvfrom),
 	SB_ALLOW(sendto),
+	SB_ALLOW_IF(socket, SB_ARG_EQ(0, AF_NETLINK)),
 	SB_IOCTL(SB_FD_ANY, VHOST_SET_FEATURES),
 	SB_IOCTL(SB_FD_ANY, VHOST_SET_MEM_TABLE),
 	SB_IOCTL(SB_FD_ANY, VHOST_SET_VRING_NUM),
