@@ -20,7 +20,8 @@ int tap_open(const char *name, struct tap **out, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	/* TUNSETIFF would create a missing interface: refuse instead. */
-	if (if_nametoindex(name) == 0) {
+	unsigned ifindex = if_nametoindex(name);
+	if (ifindex == 0) {
 		snprintf(err, errlen, "%s: no such network interface (create it with: ip tuntap add %s mode tap)",
 			 name, name);
 		return -ENODEV;
@@ -29,6 +30,7 @@ int tap_open(const char *name, struct tap **out, char *err, size_t errlen)
 	if (!t)
 		return -ENOMEM;
 	snprintf(t->name, sizeof(t->name), "%s", name);
+	t->ifindex = ifindex;
 	int r;
 	t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (t->fd < 0) {
@@ -148,7 +150,7 @@ static int parse_links(const char *buf, size_t len, unsigned idx, bool *up)
 
 int tap_link_read(int fd, const struct tap *t, bool *up)
 {
-	unsigned idx = if_nametoindex(t->name);
+	unsigned idx = t->ifindex;
 	int found = 0;
 	for (;;) {
 		char buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
@@ -161,7 +163,7 @@ int tap_link_read(int fd, const struct tap *t, bool *up)
 
 int tap_link_now(const struct tap *t, bool *up)
 {
-	unsigned idx = if_nametoindex(t->name);
+	unsigned idx = t->ifindex;
 	if (!idx)
 		return -ENODEV;
 	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);

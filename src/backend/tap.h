@@ -10,6 +10,9 @@
 struct tap {
 	int fd; /* non-blocking */
 	char name[16];
+	/* Found once at open: the link-state calls run on the device thread,
+	 * under a sandbox that lets it make no sockets for if_nametoindex. */
+	unsigned ifindex;
 	bool vnet_hdr;   /* frames carry TAP_VNET_HDR_LEN bytes of header */
 	bool brought_up; /* the link was down and khyve set it up */
 };
