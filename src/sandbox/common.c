@@ -2,7 +2,8 @@
  * variables (futex), ending itself or khyve, memory for malloc (never
  * executable), the clock, its signal mask and handlers' return, writing
  * (its eventfds, interrupts, the log on stderr), and the SIGSYS report's
- * own calls (the terminal restore: TCSETS).
+ * own calls (the terminal restore: glibc's tcsetattr makes TCSETS, then
+ * TCGETS to check it).
  * And raising an interrupt: any thread that completes work may be the
  * first to raise a given MSI, which makes its KVM route and irqfd then
  * (pci/pci.c msi_fire); without routes, KVM_SIGNAL_MSI or KVM_IRQ_LINE. */
@@ -35,6 +36,7 @@ static const struct sandbox_rule rules[] = {
 	SB_ALLOW(madvise),
 	SB_ALLOW(mremap),
 	SB_ALLOW_IF(ioctl, SB_ARG_EQ(1, TCSETS)),
+	SB_ALLOW_IF(ioctl, SB_ARG_EQ(1, TCGETS)),
 	SB_IOCTL(SB_FD_VM, KVM_IRQ_LINE),
 	SB_IOCTL(SB_FD_VM, KVM_SIGNAL_MSI),
 	SB_IOCTL(SB_FD_VM, KVM_IRQFD),

@@ -61,7 +61,6 @@ static const struct sandbox_rule rules[] = {
 	SB_ALLOW_IF(fcntl, SB_ARG_EQ(1, F_SETFD)),
 	SB_ALLOW_IF(ioctl, SB_ARG_EQ(1, FIONREAD)),
 	SB_ALLOW_IF(ioctl, SB_ARG_EQ(1, FIONBIO)),
-	SB_ALLOW_IF(ioctl, SB_ARG_EQ(1, TCGETS)),
 	/* libslirp's resolv.conf, read only */
 	SB_ALLOW_IF(openat, SB_ARG_MASK(2, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY)),
 	/* the gdb stub on a vCPU whose thread has ended */
