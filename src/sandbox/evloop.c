@@ -38,6 +38,7 @@ static const struct sandbox_rule rules[] = {
 	SB_ALLOW(timerfd_settime),
 	SB_ALLOW(timerfd_gettime),
 	SB_ALLOW(getrandom),
+	SB_ALLOW(mincore), /* KHYVE_EXIT_STATS: the guest pages resident */
 	SB_ALLOW_IF(tgkill, SB_ARG_EQ(2, SIGUSR1)),
 	/* sockets: clients of ours, and libslirp's for the guest */
 	SB_ALLOW(accept4),
