@@ -36,6 +36,11 @@ static const struct sandbox_rule rules[] = {
 	SB_ALLOW(io_uring_setup),
 	SB_ALLOW(io_uring_register),
 	SB_IOCTL(SB_FD_ANY, TUNSETOFFLOAD),
+	/* virtio-fs: the vhost-user messages that hand virtiofsd the memory
+	 * table and rings (fds passed with SCM_RIGHTS), and their answers. */
+	SB_ALLOW(sendmsg),
+	SB_ALLOW(recvmsg),
+	SB_ALLOW(poll),
 };
 
 const struct sandbox_rules sandbox_starter_rules = SB_RULES("starter", rules);

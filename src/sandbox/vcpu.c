@@ -13,6 +13,7 @@
  *   without an ioeventfd (write), a driver's reset reading the kicks left
  *   (read). Starting a device runs on the starter thread (futex only). */
 #include <linux/kvm.h>
+#include <linux/vhost.h>
 #include <signal.h>
 
 #include "sandbox/rules.h"
@@ -46,6 +47,13 @@ static const struct sandbox_rule rules[] = {
 	SB_ALLOW(timerfd_gettime),
 	SB_ALLOW(poll), /* a console backend that cannot take output yet */
 	SB_ALLOW(epoll_ctl), /* a live queue's kick, watched by the loop */
+	/* A vector masked or unmasked: vhost-net's and virtiofsd's completions
+	 * rebound before the write completes (VHOST_SET_VRING_CALL; the
+	 * vhost-user message and its answer); a virtio-fs reset takes the
+	 * rings back from virtiofsd (GET_VRING_BASE). */
+	SB_IOCTL(SB_FD_ANY, VHOST_SET_VRING_CALL),
+	SB_ALLOW(sendmsg),
+	SB_ALLOW(recvmsg), /* and poll, above */
 };
 
 const struct sandbox_rules sandbox_vcpu_rules = SB_RULES("vcpu", rules);

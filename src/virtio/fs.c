@@ -43,6 +43,7 @@
 #include "pci/pci.h"
 #include "pci/slots.h"
 #include "util/log.h"
+#include "util/thread_role.h"
 #include "virtio/emulations.h"
 #include "virtio/vdev_work.h"
 #include "virtio/virtio_pci.h"
@@ -187,6 +188,7 @@ static void *fs_thread(void *opaque)
 	struct fs *f = opaque;
 	struct virtio_dev *v = f->v;
 	pthread_setname_np(pthread_self(), "virtio-fs");
+	thread_role_enter(THREAD_ROLE_FS_IO);
 	for (;;) {
 		struct epoll_event ev[8];
 		int k = epoll_wait(f->epfd, ev, 8, -1);
