@@ -16,15 +16,18 @@
 #include <unistd.h>
 
 /* The notes of one image: <rundir>/locks/<image id>/<pid>. */
-static void note_dir(const struct stat *st, char *buf, size_t len)
+static bool note_dir(const struct stat *st, bool create, char *buf, size_t len)
 {
-	char dir[400];
-	ctl_rundir(dir, sizeof(dir));
+	char dir[400], why[512];
+	/* Never through a runtime directory that is not the user's own. */
+	if (ctl_rundir_ready(create, dir, sizeof(dir), why, sizeof(why)))
+		return false;
 	if (S_ISBLK(st->st_mode))
 		snprintf(buf, len, "%s/locks/blk-%llx", dir, (unsigned long long)st->st_rdev);
 	else
 		snprintf(buf, len, "%s/locks/%llx-%llu", dir, (unsigned long long)st->st_dev,
 			 (unsigned long long)st->st_ino);
+	return true;
 }
 
 static bool alive(int pid)
@@ -86,7 +89,8 @@ static void scan_notes(const char *dir, void (*fn)(const struct note *, void *),
 static void write_note(struct disk *d, const struct stat *st, const char *vm_name)
 {
 	char dir[512], path[600], tmp[640];
-	note_dir(st, dir, sizeof(dir));
+	if (!note_dir(st, true, dir, sizeof(dir)))
+		return;
 	snprintf(path, sizeof(path), "%s/%d", dir, (int)getpid());
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	FILE *f = NULL;
@@ -161,10 +165,10 @@ static void add_holder(const struct note *n, void *arg)
 static void holder(const struct stat *st, char *buf, size_t len)
 {
 	char dir[512];
-	note_dir(st, dir, sizeof(dir));
 	buf[0] = '\0';
 	struct holders h = { buf, len, 0 };
-	scan_notes(dir, add_holder, &h);
+	if (note_dir(st, false, dir, sizeof(dir)))
+		scan_notes(dir, add_holder, &h);
 	if (!h.n)
 		snprintf(buf, len, "another program");
 }
