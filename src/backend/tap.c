@@ -35,7 +35,9 @@ int tap_open(const char *name, struct tap **out, char *err, size_t errlen)
 	t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (t->fd < 0) {
 		r = -errno;
-		snprintf(err, errlen, "%s: /dev/net/tun: %s", name, strerror(errno));
+		snprintf(err, errlen, "%s: /dev/net/tun: %s%s", name, strerror(errno),
+			 errno == EACCES ? " (attaching to a tap one owns needs /dev/net/tun to be mode "
+					   "0666, as udev makes it)" : "");
 		goto fail;
 	}
 	unsigned features = 0;
