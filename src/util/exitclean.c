@@ -80,9 +80,10 @@ void exitclean_run(void)
 				best_len = n;
 			}
 		}
-		if (best < 0 || !take(best, EXITCLEAN_RMDIR))
+		if (best < 0)
 			break;
-		rmdir(slots[best].path);
+		if (take(best, EXITCLEAN_RMDIR)) /* else forgotten meanwhile: look again */
+			rmdir(slots[best].path);
 	}
 	errno = saved;
 }
