@@ -124,6 +124,7 @@ def wait_gone(pids, timeout=10):
 
 
 @pytest.mark.skipif(SANITIZED and LOOPS > 100, reason="the long loop runs on the optimized build")
+@pytest.mark.timeout(max(300, LOOPS * 3))
 def test_start_stop_loop_keeps_fds_and_rss_flat(tmp_path):
     """LOOPS starts and stops of one VM: the guest exits by itself, or is
     stopped by SIGTERM, or through khyvectl, in turn."""
