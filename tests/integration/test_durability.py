@@ -98,7 +98,8 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path, logged_disk, mode):
                  f"2,virtio-blk,{logged_disk.path}{MODES[mode]}", "--kernel", guest("durable"),
                  "--append", f"start={start} tag={cycle} slots={SECTORS} seed={cycle}",
                  f"dur{cycle % 2}"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE)
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE,
+                env=dict(os.environ, KHYVE_RUNDIR=str(tmp_path / "run")))
         # A moment anywhere from khyve's start-up to well into the writes.
         time.sleep(rnd.uniform(0.0, 1.5 if not SANITIZED else 3.0))
         p.send_signal(signal.SIGKILL)

@@ -16,10 +16,17 @@ import time
 
 import pytest
 
-from conftest import KHYVE, KHYVECTL, RUNDIR, SANITIZED, TIMEOUT, guest
+from conftest import KHYVE, KHYVECTL, SANITIZED, TIMEOUT, guest
 
 CONCURRENT = 20
 LOOPS = int(os.environ.get("KHYVE_LEAK_LOOPS", "100"))
+
+
+@pytest.fixture(autouse=True)
+def rundir(tmp_path, monkeypatch):
+    """A runtime directory of each test's own: what is left in it is this
+    test's doing."""
+    monkeypatch.setenv("KHYVE_RUNDIR", str(tmp_path / "run"))
 
 
 def pts_count():
@@ -40,9 +47,10 @@ def rss_kib():
 
 def rundir_entries():
     """Everything under the runtime directory (VMs, locks/, notes)."""
+    top = os.environ["KHYVE_RUNDIR"]
     out = []
-    for d, dirs, files in os.walk(RUNDIR):
-        out += [os.path.relpath(os.path.join(d, n), RUNDIR) for n in dirs + files]
+    for d, dirs, files in os.walk(top):
+        out += [os.path.relpath(os.path.join(d, n), top) for n in dirs + files]
     return sorted(out)
 
 
@@ -169,7 +177,7 @@ def test_start_stop_loop_keeps_fds_and_rss_flat(tmp_path):
 def held(tmp_path, name="ex"):
     vm = Vm(tmp_path, name, hold=True)
     vm.wait_for("BLK: holding")
-    note_dir = os.path.join(RUNDIR, "locks")
+    note_dir = os.path.join(os.environ["KHYVE_RUNDIR"], "locks")
     assert os.path.isdir(note_dir) and rundir_entries(), rundir_entries()
     assert os.path.exists(vm.sock) and os.path.islink(vm.pty)
     return vm
