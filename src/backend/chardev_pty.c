@@ -23,12 +23,14 @@
 #include <unistd.h>
 
 #include "backend/chardev_internal.h"
+#include "util/exitclean.h"
 #include "util/log.h"
 
 struct pty_port {
 	char *link;         /* the symlink we made */
 	char pts[64];       /* what it points to */
 	int slave_fd;
+	int guard; /* util/exitclean.h: the link goes on a crash too */
 	struct pty_port *next;
 };
 
@@ -86,6 +88,7 @@ static void pty_closed(void *opaque)
 	}
 	pthread_mutex_unlock(&ports_lock);
 	remove_link(p);
+	exitclean_forget(p->guard);
 	if (p->slave_fd >= 0)
 		close(p->slave_fd);
 	free(p->link);
@@ -148,6 +151,7 @@ int chardev_pty_open(const char *args, struct evloop *loop, struct chardev **out
 		return -ENOMEM;
 	}
 	p->slave_fd = -1;
+	p->guard = -1;
 	int r = clear_path(path, err, errlen);
 	if (r)
 		goto fail;
@@ -183,6 +187,7 @@ int chardev_pty_open(const char *args, struct evloop *loop, struct chardev **out
 		snprintf(err, errlen, "creating the symlink %s: %s", path, strerror(errno));
 		goto fail;
 	}
+	p->guard = exitclean_add(path, EXITCLEAN_UNLINK);
 
 	pthread_mutex_lock(&ports_lock);
 	if (!atexit_registered) {

@@ -1,6 +1,7 @@
 #include "backend/disk.h"
 
 #include "ctl/vmdir.h"
+#include "util/exitclean.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,15 +16,18 @@
 #include <unistd.h>
 
 /* The notes of one image: <rundir>/locks/<image id>/<pid>. */
-static void note_dir(const struct stat *st, char *buf, size_t len)
+static bool note_dir(const struct stat *st, bool create, char *buf, size_t len)
 {
-	char dir[400];
-	ctl_rundir(dir, sizeof(dir));
+	char dir[400], why[512];
+	/* Never through a runtime directory that is not the user's own. */
+	if (ctl_rundir_ready(create, dir, sizeof(dir), why, sizeof(why)))
+		return false;
 	if (S_ISBLK(st->st_mode))
 		snprintf(buf, len, "%s/locks/blk-%llx", dir, (unsigned long long)st->st_rdev);
 	else
 		snprintf(buf, len, "%s/locks/%llx-%llu", dir, (unsigned long long)st->st_dev,
 			 (unsigned long long)st->st_ino);
+	return true;
 }
 
 static bool alive(int pid)
@@ -79,25 +83,63 @@ static void scan_notes(const char *dir, void (*fn)(const struct note *, void *),
 	closedir(dh);
 }
 
-/* Best effort: the holder's name is a courtesy, the lock is the guard. */
+/* Best effort: the holder's name is a courtesy, the lock is the guard.
+ * The note, its directory and locks/ go again when khyve ends
+ * (disk_close, or util/exitclean.h on any exit but kill -9). */
 static void write_note(struct disk *d, const struct stat *st, const char *vm_name)
 {
 	char dir[512], path[600], tmp[640];
-	note_dir(st, dir, sizeof(dir));
-	if (ctl_mkdirs(dir))
+	if (!note_dir(st, true, dir, sizeof(dir)))
 		return;
-	scan_notes(dir, NULL, NULL); /* forget holders that are gone */
 	snprintf(path, sizeof(path), "%s/%d", dir, (int)getpid());
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *f = fopen(tmp, "we");
+	FILE *f = NULL;
+	/* Another khyve removes the directory when its last note goes: make
+	 * it again when it vanished between our mkdir and our file. */
+	for (int tries = 0; !f && tries < 5; tries++) {
+		if (ctl_mkdirs(dir))
+			return;
+		if (tries == 0)
+			scan_notes(dir, NULL, NULL); /* forget holders that are gone */
+		f = fopen(tmp, "we");
+		if (!f && errno != ENOENT)
+			return;
+	}
 	if (!f)
 		return;
 	fprintf(f, "vm=%s\npid=%d\nmode=%s\npath=%s\n", vm_name ? vm_name : "", (int)getpid(),
 		d->ro ? "ro" : "rw", d->path);
-	if (fclose(f) == 0 && rename(tmp, path) == 0)
+	if (fclose(f) == 0 && rename(tmp, path) == 0) {
 		snprintf(d->note, sizeof(d->note), "%s", path);
-	else
+		char *slash = strrchr(dir, '/');
+		d->note_guard[0] = exitclean_add(path, EXITCLEAN_UNLINK);
+		d->note_guard[1] = exitclean_add(dir, EXITCLEAN_RMDIR);
+		*slash = '\0'; /* <rundir>/locks */
+		d->note_guard[2] = exitclean_add(dir, EXITCLEAN_RMDIR);
+	} else {
 		unlink(tmp);
+	}
+}
+
+/* The note and, when they are empty, its directory and locks/. */
+static void remove_note(struct disk *d)
+{
+	if (!d->note[0])
+		return;
+	unlink(d->note);
+	char dir[sizeof(d->note)];
+	snprintf(dir, sizeof(dir), "%s", d->note);
+	for (int i = 0; i < 2; i++) {
+		char *slash = strrchr(dir, '/');
+		if (!slash)
+			break;
+		*slash = '\0';
+		if (rmdir(dir) < 0)
+			break;
+	}
+	for (int i = 0; i < 3; i++)
+		exitclean_forget(d->note_guard[i]);
+	d->note[0] = '\0';
 }
 
 struct holders {
@@ -123,10 +165,10 @@ static void add_holder(const struct note *n, void *arg)
 static void holder(const struct stat *st, char *buf, size_t len)
 {
 	char dir[512];
-	note_dir(st, dir, sizeof(dir));
 	buf[0] = '\0';
 	struct holders h = { buf, len, 0 };
-	scan_notes(dir, add_holder, &h);
+	if (note_dir(st, false, dir, sizeof(dir)))
+		scan_notes(dir, add_holder, &h);
 	if (!h.n)
 		snprintf(buf, len, "another program");
 }
@@ -149,6 +191,7 @@ int disk_open(const struct disk_options *o, const char *vm_name, struct disk **o
 		return -ENOMEM;
 	}
 	d->fd = -1;
+	d->note_guard[0] = d->note_guard[1] = d->note_guard[2] = -1;
 	d->path = strdup(o->path);
 	d->ro = o->ro;
 	d->nocache = o->nocache;
@@ -218,8 +261,7 @@ void disk_close(struct disk *d)
 {
 	if (!d)
 		return;
-	if (d->note[0])
-		unlink(d->note);
+	remove_note(d);
 	if (d->fd >= 0)
 		close(d->fd);
 	free(d->path);

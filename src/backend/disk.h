@@ -7,8 +7,11 @@
  * pid) in $KHYVE_RUNDIR/locks/ (default /run/khyve, or
  * $XDG_RUNTIME_DIR/khyve when not root), named after the image's device
  * and inode; a refused opener reads it to name the VM that has the image.
- * The lock goes with the process (kill -9 included); a stale note is only
- * read when a lock is actually refused, and its pid is checked. */
+ * The lock goes with the process (kill -9 included). The note goes when
+ * the disk is closed or khyve exits in any way but kill -9
+ * (util/exitclean.h), and with it its directory and locks/ when empty; a
+ * note left by kill -9 is only read when a lock is actually refused, its
+ * pid is checked, and the next opener of that image removes it. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,6 +33,7 @@ struct disk {
 	bool ro, nocache, block_device;
 	uint32_t logical_sector, physical_sector;
 	char note[640]; /* the lock note we wrote, removed on close ("" none) */
+	int note_guard[3]; /* util/exitclean.h handles: the note, its dir, locks/ */
 };
 
 /* Open and lock. vm_name names this VM in the lock note. On failure a

@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "util/log.h"
+
 int tap_open(const char *name, struct tap **out, char *err, size_t errlen)
 {
 	if (!name || !*name || strlen(name) >= IFNAMSIZ) {
@@ -35,7 +37,9 @@ int tap_open(const char *name, struct tap **out, char *err, size_t errlen)
 	t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (t->fd < 0) {
 		r = -errno;
-		snprintf(err, errlen, "%s: /dev/net/tun: %s", name, strerror(errno));
+		snprintf(err, errlen, "%s: /dev/net/tun: %s%s", name, strerror(errno),
+			 errno == EACCES ? " (attaching to a tap one owns needs /dev/net/tun to be mode "
+					   "0666, as udev makes it)" : "");
 		goto fail;
 	}
 	unsigned features = 0;
@@ -59,8 +63,10 @@ int tap_open(const char *name, struct tap **out, char *err, size_t errlen)
 		int sz = TAP_VNET_HDR_LEN;
 		t->vnet_hdr = ioctl(t->fd, TUNSETVNETHDRSZ, &sz) == 0;
 	}
-	/* Bring the link up (Linux's counterpart of up_on_open); without the
-	 * rights for it the interface stays as it is. */
+	/* Bring the link up (Linux's counterpart of up_on_open). That alone
+	 * needs CAP_NET_ADMIN: a user's own tap that is up already needs
+	 * nothing, one that is down stays down (the guest sees no carrier
+	 * until someone sets it up), which is said, not an error. */
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s >= 0) {
 		memset(&ifr, 0, sizeof(ifr));
@@ -68,6 +74,10 @@ int tap_open(const char *name, struct tap **out, char *err, size_t errlen)
 		if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP)) {
 			ifr.ifr_flags |= IFF_UP;
 			t->brought_up = ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+			if (!t->brought_up)
+				log_warn("%s: the link is down and cannot be set up here (%s): the guest "
+					 "sees no carrier until it is (ip link set %s up)",
+					 name, strerror(errno), name);
 		}
 		close(s);
 	}

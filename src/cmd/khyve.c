@@ -15,6 +15,7 @@
 #include "ctl/server.h"
 #include "ctl/vmdir.h"
 #include "debug/gdb_stub.h"
+#include "util/exitclean.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "machine/machine.h"
@@ -232,6 +233,9 @@ int main(int argc, char **argv)
 	 * loop: one that arrives during start-up still ends in a clean
 	 * poweroff (status 1), never in death by signal. */
 	vm_block_signals();
+	/* Sockets and lock notes go however khyve ends, a crash included
+	 * (kill -9 aside: those are found stale and replaced next time). */
+	exitclean_catch_crashes();
 	struct machine_config cfg = {
 		.vm = { .mem_size = 256ULL << 20, .topo = { 1, 1, 1, 1 } },
 		.debug_exit_port = 0xf4,

@@ -468,11 +468,10 @@ static void list_one(void *opaque, const char *name, const struct ctl_vm_status 
 static int do_list_vms(void)
 {
 	printf("%-31s %-9s %-8s %-8s %s\n", "NAME", "STATE", "PID", "MEMORY", "CPUS");
-	int r = ctl_vm_list(list_one, NULL);
-	if (r) {
-		char dir[320];
-		return fail(EXIT_FAILED, "%s: %s", ctl_rundir(dir, sizeof(dir)), strerror(-r));
-	}
+	char why[512];
+	int r = ctl_vm_list(list_one, NULL, why, sizeof(why));
+	if (r)
+		return fail(EXIT_FAILED, "%s", why);
 	return 0;
 }
 

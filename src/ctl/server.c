@@ -20,6 +20,7 @@
 
 #include "ctl/proto.h"
 #include "util/evloop.h"
+#include "util/exitclean.h"
 #include "util/log.h"
 #include "util/sockio.h"
 #include "vmm/vm.h"
@@ -39,6 +40,7 @@ struct ctl_server {
 	struct ctl_server_config cfg;
 	struct evloop *loop;
 	int listen_fd;
+	int sock_guard; /* util/exitclean.h: the socket goes however khyve ends */
 	struct evloop_source *listen_src;
 	struct client clients[MAX_CLIENTS];
 	struct ctl_target target;
@@ -279,6 +281,11 @@ int ctl_server_start(const struct ctl_server_config *cfg, struct ctl_server **ou
 		free(s);
 		return r;
 	}
+	{
+		char path[sizeof(cfg->dir->dir) + 8];
+		ctl_vm_path(cfg->dir, "ctl", path, sizeof(path));
+		s->sock_guard = exitclean_add(path, EXITCLEAN_UNLINK);
+	}
 	s->listen_src = evloop_add(s->loop, s->listen_fd, EPOLLIN, on_accept, s);
 	if (!s->listen_src) {
 		int r = -errno;
@@ -286,6 +293,7 @@ int ctl_server_start(const struct ctl_server_config *cfg, struct ctl_server **ou
 			 strerror(errno));
 		close(s->listen_fd);
 		unlinkat(cfg->dir->dir_fd, "ctl", 0);
+		exitclean_forget(s->sock_guard);
 		free(s);
 		return r;
 	}
@@ -304,5 +312,6 @@ void ctl_server_stop(struct ctl_server *s)
 	close(s->listen_fd);
 	if (s->cfg.dir->dir_fd >= 0)
 		unlinkat(s->cfg.dir->dir_fd, "ctl", 0);
+	exitclean_forget(s->sock_guard);
 	free(s);
 }

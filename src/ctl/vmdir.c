@@ -93,6 +93,41 @@ int ctl_mkdirs(const char *path)
 	return 0;
 }
 
+int ctl_rundir_ready(bool create, char *path, size_t len, char *err, size_t errlen)
+{
+	ctl_rundir(path, len);
+	int r;
+	if (create && (r = ctl_mkdirs(path))) {
+		snprintf(err, errlen, "cannot create the runtime directory %s: %s", path, strerror(-r));
+		return r;
+	}
+	struct stat st;
+	if (lstat(path, &st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "the runtime directory %s: %s", path, strerror(errno));
+		return r;
+	}
+	/* Made by someone else (a shared /tmp), or open to others: what is in
+	 * it (sockets, lock notes we write through) could be theirs. */
+	uid_t me = geteuid();
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "the runtime directory %s is %s, not a directory; refusing to use it "
+			 "(remove it, or set KHYVE_RUNDIR)", path, S_ISLNK(st.st_mode) ? "a symlink" : "a file");
+		return -ENOTDIR;
+	}
+	if (st.st_uid != me) {
+		snprintf(err, errlen, "the runtime directory %s belongs to uid %u, not to uid %u; refusing to "
+			 "use it (remove it, or set KHYVE_RUNDIR)", path, (unsigned)st.st_uid, (unsigned)me);
+		return -EPERM;
+	}
+	if (st.st_mode & 077) {
+		snprintf(err, errlen, "the runtime directory %s has mode %04o; refusing to use it: it must be "
+			 "private to its owner (chmod 700 %s)", path, (unsigned)(st.st_mode & 07777), path);
+		return -EPERM;
+	}
+	return 0;
+}
+
 void ctl_vm_path(const struct ctl_vm *vm, const char *file, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/%s", vm->dir, file);
@@ -182,18 +217,20 @@ int ctl_vm_open(const char *name, unsigned flags, enum ctl_role role, struct ctl
 		return r;
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
 	vm->role = role;
-	char rundir[320];
+	char rundir[320], why[512];
 	ctl_rundir(rundir, sizeof(rundir));
 	if (snprintf(vm->dir, sizeof(vm->dir), "%s/%s", rundir, name) >= (int)sizeof(vm->dir)) {
 		snprintf(err, errlen, "%s: the runtime directory's path is too long", name);
 		return -ENAMETOOLONG;
 	}
+	if ((r = ctl_rundir_ready(flags & CTL_OPEN_CREATE, rundir, sizeof(rundir), why, sizeof(why)))) {
+		if (r == -ENOENT)
+			snprintf(err, errlen, "%s: no such VM", name);
+		else
+			snprintf(err, errlen, "%s: %s", name, why);
+		return r;
+	}
 	if (flags & CTL_OPEN_CREATE) {
-		if ((r = ctl_mkdirs(rundir))) {
-			snprintf(err, errlen, "%s: cannot create the runtime directory %s: %s", name, rundir,
-				 strerror(-r));
-			return r;
-		}
 		if (mkdir(vm->dir, 0700) == 0) {
 			vm->fresh = true;
 		} else if (errno != EEXIST) {
@@ -439,8 +476,14 @@ int ctl_vm_status(const char *name, struct ctl_vm_status *st, char *err, size_t 
 	int r = ctl_check_name(name, err, errlen);
 	if (r)
 		return r;
-	char rundir[320], dir[400];
-	ctl_rundir(rundir, sizeof(rundir));
+	char rundir[320], dir[400], why[512];
+	if ((r = ctl_rundir_ready(false, rundir, sizeof(rundir), why, sizeof(why)))) {
+		if (r == -ENOENT)
+			snprintf(err, errlen, "%s: no such VM", name);
+		else
+			snprintf(err, errlen, "%s: %s", name, why);
+		return r;
+	}
 	snprintf(dir, sizeof(dir), "%s/%s", rundir, name);
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (dfd < 0) {
@@ -484,13 +527,18 @@ static int compare_names(const void *a, const void *b)
 }
 
 int ctl_vm_list(void (*fn)(void *opaque, const char *name, const struct ctl_vm_status *st),
-		void *opaque)
+		void *opaque, char *why, size_t whylen)
 {
 	char rundir[320];
-	ctl_rundir(rundir, sizeof(rundir));
+	int r = ctl_rundir_ready(false, rundir, sizeof(rundir), why, whylen);
+	if (r)
+		return r == -ENOENT ? 0 : r;
 	DIR *d = opendir(rundir);
-	if (!d)
-		return errno == ENOENT ? 0 : -errno;
+	if (!d) {
+		r = -errno;
+		snprintf(why, whylen, "%s: %s", rundir, strerror(errno));
+		return r == -ENOENT ? 0 : r;
+	}
 	char **names = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *de;
@@ -572,8 +620,14 @@ int ctl_socket_connect(const char *name, char *err, size_t errlen)
 	int r = ctl_check_name(name, err, errlen);
 	if (r)
 		return r;
-	char rundir[320], dir[400];
-	ctl_rundir(rundir, sizeof(rundir));
+	char rundir[320], dir[400], why[512];
+	if ((r = ctl_rundir_ready(false, rundir, sizeof(rundir), why, sizeof(why)))) {
+		if (r == -ENOENT)
+			snprintf(err, errlen, "%s: no such VM", name);
+		else
+			snprintf(err, errlen, "%s: %s", name, why);
+		return r;
+	}
 	snprintf(dir, sizeof(dir), "%s/%s", rundir, name);
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (dfd < 0) {

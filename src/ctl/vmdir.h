@@ -1,7 +1,9 @@
 /* Named VMs: the runtime directory, as /dev/vmm/NAME is for bhyve.
  *
  * A VM named NAME is the directory $KHYVE_RUNDIR/NAME/ (default /run/khyve,
- * or $XDG_RUNTIME_DIR/khyve when not root, else /tmp/khyve-UID), mode 0700:
+ * or $XDG_RUNTIME_DIR/khyve when not root, else /tmp/khyve-UID; the runtime
+ * directory must be the user's own with mode 0700, ctl_rundir_ready), mode
+ * 0700:
  *
  *   lock   flock(2)ed by whoever uses the VM: the running khyve, a loader
  *          while it loads, khyvectl while it creates or destroys. The
@@ -56,8 +58,15 @@ struct ctl_entry;
  * notes live in $KHYVE_RUNDIR/locks). */
 int ctl_check_name(const char *name, char *err, size_t errlen);
 
-/* The runtime directory (not created). */
+/* The runtime directory's path (not created, not checked). */
 const char *ctl_rundir(char *buf, size_t len);
+/* The runtime directory's path in path, made when create (mkdir -p), and
+ * checked: a directory (not a symlink) of this user's own, mode 0700 (no
+ * access for group or others). One that fails is refused, never used:
+ * -ENOTDIR or -EPERM with a one-line reason; -ENOENT when it does not
+ * exist (and !create). Everything here that touches the runtime
+ * directory goes through it. */
+int ctl_rundir_ready(bool create, char *path, size_t len, char *err, size_t errlen);
 /* mkdir -p path (parents 0755, path itself 0700), for the runtime
  * directory and what lives in it. 0 or -errno. */
 int ctl_mkdirs(const char *path);
@@ -131,9 +140,10 @@ struct ctl_vm_status {
 const char *ctl_vm_state_name(enum ctl_vm_state s);
 /* -ENOENT when there is no such VM. */
 int ctl_vm_status(const char *name, struct ctl_vm_status *st, char *err, size_t errlen);
-/* Calls fn for every VM in the runtime directory, in name order. */
+/* Calls fn for every VM in the runtime directory, in name order. 0 (none
+ * when there is no runtime directory) or -errno with a reason in why. */
 int ctl_vm_list(void (*fn)(void *opaque, const char *name, const struct ctl_vm_status *st),
-		void *opaque);
+		void *opaque, char *why, size_t whylen);
 
 /* ---- The control socket ---- */
 /* Bind (server) or connect (client) to the VM's ctl socket. The path may

@@ -33,6 +33,7 @@
 #include "backend/chardev.h"
 #include "pci/slots.h"
 #include "util/evloop.h"
+#include "util/exitclean.h"
 #include "util/log.h"
 #include "virtio/vdev_work.h"
 #include "virtio/virtio_pci.h"
@@ -79,6 +80,7 @@ struct con_port {
 	struct chardev *chr; /* stdio, pty, tcp */
 	/* a UNIX socket */
 	char *sock_path;
+	int sock_guard; /* util/exitclean.h: removed however khyve ends */
 	int listen_fd, conn_fd;
 	struct evloop_source *listen_src, *conn_src;
 	bool host_connected;
@@ -476,6 +478,7 @@ static void con_destroy(struct virtio_dev *v)
 			close(pt->listen_fd);
 		if (pt->sock_path) {
 			unlink(pt->sock_path);
+			exitclean_forget(pt->sock_guard);
 			free(pt->sock_path);
 		}
 	}
@@ -591,15 +594,27 @@ static int open_socket(struct con_port *pt, const char *path, char *err, size_t 
 		unlink(path);
 	}
 	pt->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (pt->listen_fd < 0 || bind(pt->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(pt->listen_fd, 1) < 0) {
+	if (pt->listen_fd < 0 || bind(pt->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int e = errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(e));
 		return -e;
 	}
+	/* Bound: the file is ours from here on, and con_destroy removes it
+	 * (or exitclean, when khyve ends without destroying devices). */
 	pt->sock_path = strdup(path);
+	if (!pt->sock_path) {
+		unlink(path);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	pt->sock_guard = exitclean_add(path, EXITCLEAN_UNLINK);
+	if (listen(pt->listen_fd, 1) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		return -e;
+	}
 	pt->listen_src = evloop_add(pt->c->p->loop, pt->listen_fd, EPOLLIN, on_listen, pt);
-	if (!pt->sock_path || !pt->listen_src) {
+	if (!pt->listen_src) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -ENOMEM;
 	}
@@ -640,7 +655,7 @@ static int con_create(struct pci_bus *bus, unsigned slot, unsigned func, void *s
 	c->nports = s->n;
 	for (unsigned i = 0; i < CON_MAX_PORTS; i++) {
 		c->port[i] = (struct con_port){ .c = c, .id = i, .cfg = &c->s.port[i], .listen_fd = -1,
-						.conn_fd = -1 };
+						.conn_fd = -1, .sock_guard = -1 };
 	}
 	/* cols, rows: 0 (unknown); max_nr_ports */
 	c->cfg[4] = (uint8_t)c->nports;

@@ -2,11 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const struct {
@@ -39,11 +41,27 @@ int kvm_open(char *err, size_t errlen)
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
+		struct stat st;
+		if ((e == EACCES || e == EPERM) && stat(path, &st) == 0) {
+			/* The one thing to do about it: name the group. */
+			char group[64];
+			struct group *g = getgrgid(st.st_gid);
+			if (g)
+				snprintf(group, sizeof(group), "%s", g->gr_name);
+			else
+				snprintf(group, sizeof(group), "%u", (unsigned)st.st_gid);
+			if ((st.st_mode & 060) == 060)
+				snprintf(err, errlen, "%s: %s: join the group '%s' that owns it (usermod -aG %s "
+					 "USER, then log in again)", path, strerror(e), group, group);
+			else
+				snprintf(err, errlen, "%s: %s: it is mode %04o (group '%s'), so only its owner "
+					 "may use it; make it group read-write (mode 0660) and join the group '%s'",
+					 path, strerror(e), (unsigned)(st.st_mode & 07777), group, group);
+			return -e;
+		}
 		const char *hint = "";
 		if (e == ENOENT)
 			hint = " (is the kvm module loaded, and virtualization enabled in the firmware?)";
-		else if (e == EACCES || e == EPERM)
-			hint = " (run as root or join the group that owns it, usually 'kvm')";
 		snprintf(err, errlen, "%s: %s%s", path, strerror(e), hint);
 		return -e;
 	}

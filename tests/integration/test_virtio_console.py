@@ -62,9 +62,15 @@ def test_ports_named_and_text_both_ways(tmp_path):
     assert "CON: data open" in report and "CON: data got hi guest" in report
     # the emergency write and the console port's text, on stdout
     assert out == "Ehello from cons\n", out
-    # A socket left behind (as bhyve leaves them) is reused by the next run.
+    # khyve removes its socket when it ends; one left behind (by kill -9,
+    # or bhyve) is taken over by the next run.
+    assert not os.path.exists(sock)
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(sock))
+    stale.close()
     p, log = start(tmp_path, f"data={sock}", "")
     finish(p, log)
+    assert not os.path.exists(sock)
 
 
 def test_pty_port(tmp_path):

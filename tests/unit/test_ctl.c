@@ -366,6 +366,56 @@ static void test_vmdir(void)
 	CHECK(rmdir(dir) == 0);
 }
 
+/* A runtime directory that is not the user's own and private is refused
+ * by everything that would use it, and left as it is. */
+static void test_rundir_checks(void)
+{
+	char dir[] = "/tmp/khyve-test-rundir-XXXXXX", err[512], path[600], rundir[600];
+	CHECK(mkdtemp(dir));
+	snprintf(rundir, sizeof(rundir), "%s/run", dir);
+	setenv("KHYVE_RUNDIR", rundir, 1);
+	struct ctl_vm vm;
+	struct ctl_vm_status st;
+	/* Missing: made private on create; "no such VM" otherwise. */
+	CHECK_EQ(ctl_rundir_ready(false, path, sizeof(path), err, sizeof(err)), -ENOENT);
+	CHECK_EQ(ctl_rundir_ready(true, path, sizeof(path), err, sizeof(err)), 0);
+	struct stat sb;
+	CHECK(stat(rundir, &sb) == 0 && (sb.st_mode & 0777) == 0700);
+	/* Open to others. */
+	CHECK(chmod(rundir, 0755) == 0);
+	CHECK_EQ(ctl_rundir_ready(false, path, sizeof(path), err, sizeof(err)), -EPERM);
+	CHECK(strstr(err, "mode 0755") && strstr(err, "refusing"));
+	CHECK_EQ(ctl_vm_open("v0", CTL_OPEN_CREATE, CTL_ROLE_KHYVE, &vm, err, sizeof(err)), -EPERM);
+	CHECK(strstr(err, "v0: ") && strstr(err, "mode 0755"));
+	CHECK_EQ(ctl_vm_status("v0", &st, err, sizeof(err)), -EPERM);
+	CHECK_EQ(ctl_socket_connect("v0", err, sizeof(err)), -EPERM);
+	CHECK(rmdir(rundir) == 0); /* nothing was made in it */
+	/* A symlink to a private directory of ours: refused all the same. */
+	char real[700];
+	snprintf(real, sizeof(real), "%s/real", dir);
+	CHECK(mkdir(real, 0700) == 0);
+	CHECK(symlink(real, rundir) == 0);
+	CHECK_EQ(ctl_rundir_ready(true, path, sizeof(path), err, sizeof(err)), -ENOTDIR);
+	CHECK(strstr(err, "symlink"));
+	CHECK(unlink(rundir) == 0);
+	/* A file. */
+	int fd = open(rundir, O_CREAT | O_WRONLY, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+	CHECK_EQ(ctl_rundir_ready(true, path, sizeof(path), err, sizeof(err)), -ENOTDIR);
+	CHECK(strstr(err, "a file"));
+	CHECK(unlink(rundir) == 0);
+	/* Someone else's (only root can make one to try). */
+	if (geteuid() == 0) {
+		CHECK(mkdir(rundir, 0700) == 0 && chown(rundir, 1, 1) == 0);
+		CHECK_EQ(ctl_rundir_ready(false, path, sizeof(path), err, sizeof(err)), -EPERM);
+		CHECK(strstr(err, "belongs to uid 1, not to uid 0"));
+		CHECK(rmdir(rundir) == 0);
+	}
+	CHECK(rmdir(real) == 0);
+	CHECK(rmdir(dir) == 0);
+}
+
 int main(void)
 {
 	test_names();
@@ -375,5 +425,6 @@ int main(void)
 	test_regs();
 	test_protocol();
 	test_vmdir();
+	test_rundir_checks();
 	return UNIT_RESULT();
 }

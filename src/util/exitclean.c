@@ -1,0 +1,118 @@
+#include "util/exitclean.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A khyve has a few disks and console ports, each with at most three
+ * entries (a lock note, its directory and locks/). */
+#define SLOTS 128
+
+enum { FREE, CLAIMED, READY };
+
+struct slot {
+	atomic_int state;
+	enum exitclean_kind kind;
+	char path[PATH_MAX];
+};
+
+static struct slot slots[SLOTS];
+static atomic_bool atexit_done;
+
+static void run_at_exit(void) { exitclean_run(); }
+
+int exitclean_add(const char *path, enum exitclean_kind kind)
+{
+	size_t len = strlen(path);
+	if (len >= PATH_MAX)
+		return -ENAMETOOLONG;
+	if (!atomic_exchange(&atexit_done, true))
+		atexit(run_at_exit);
+	for (int i = 0; i < SLOTS; i++) {
+		int expect = FREE;
+		if (!atomic_compare_exchange_strong(&slots[i].state, &expect, CLAIMED))
+			continue;
+		memcpy(slots[i].path, path, len + 1);
+		slots[i].kind = kind;
+		atomic_store(&slots[i].state, READY);
+		return i;
+	}
+	return -ENOSPC;
+}
+
+void exitclean_forget(int handle)
+{
+	if (handle >= 0 && handle < SLOTS)
+		atomic_store(&slots[handle].state, FREE);
+}
+
+/* Take slot i for removal if it is still registered (once only). */
+static bool take(int i, enum exitclean_kind kind)
+{
+	int expect = READY;
+	if (slots[i].kind != kind || atomic_load(&slots[i].state) != READY)
+		return false;
+	return atomic_compare_exchange_strong(&slots[i].state, &expect, CLAIMED);
+}
+
+void exitclean_run(void)
+{
+	int saved = errno;
+	for (int i = 0; i < SLOTS; i++)
+		if (take(i, EXITCLEAN_UNLINK))
+			unlink(slots[i].path);
+	/* Directories deepest first: a longer path never contains a shorter
+	 * one's parent. */
+	for (;;) {
+		int best = -1;
+		size_t best_len = 0;
+		for (int i = 0; i < SLOTS; i++) {
+			if (slots[i].kind != EXITCLEAN_RMDIR || atomic_load(&slots[i].state) != READY)
+				continue;
+			size_t n = strlen(slots[i].path);
+			if (best < 0 || n > best_len) {
+				best = i;
+				best_len = n;
+			}
+		}
+		if (best < 0)
+			break;
+		if (take(best, EXITCLEAN_RMDIR)) /* else forgotten meanwhile: look again */
+			rmdir(slots[best].path);
+	}
+	errno = saved;
+}
+
+static const int crash_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGQUIT };
+#define NCRASH (sizeof(crash_signals) / sizeof(crash_signals[0]))
+static struct sigaction before[NCRASH];
+
+static void on_crash(int sig, siginfo_t *info, void *ctx)
+{
+	(void)ctx;
+	exitclean_run();
+	for (size_t i = 0; i < NCRASH; i++) {
+		if (crash_signals[i] != sig)
+			continue;
+		sigaction(sig, &before[i], NULL);
+		/* A fault happens again when this handler returns, now to the
+		 * handler from before; a signal sent by someone must be sent
+		 * again. */
+		if (info->si_code <= 0)
+			raise(sig);
+		return;
+	}
+}
+
+void exitclean_catch_crashes(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_crash, .sa_flags = SA_SIGINFO | SA_RESETHAND };
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < NCRASH; i++)
+		sigaction(crash_signals[i], &sa, &before[i]);
+}

@@ -1,0 +1,302 @@
+"""khyve as a user in the kvm group, not root (issue 13).
+
+The test makes the user: in a mount namespace of each command's own, a
+copy of /etc/passwd and /etc/group with a user "khyveuser" and a group
+"kvm" is mounted over the real ones (the test host's / is read-only), and
+the command runs under setpriv as that user with that user's groups.
+/dev/kvm is made group kvm, mode 0660, for the test. The user's
+$XDG_RUNTIME_DIR is /run/user/UID, as pam_systemd makes it.
+
+Everything but creating a tap works: direct boot, khyveload then khyve,
+khyvectl, vmrun, slirp, a tap the user owns, the gdb stub, a serial pty;
+and the runtime directory is $XDG_RUNTIME_DIR/khyve. Bad input: no access
+to /dev/kvm names the group to join; a runtime directory of someone else,
+or open to others, is refused. Root only (it makes the user)."""
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import time
+
+import pytest
+
+from conftest import BUILD, KHYVE, KHYVECTL, ROOT, SANITIZED, TIMEOUT, guest
+
+KHYVELOAD = os.path.join(BUILD, "src", "cmd", "khyveload")
+VMRUN = os.path.join(BUILD, "src", "cmd", "vmrun")
+UID, GID, KVM_GID = 4242, 4242, 4343
+USER = "khyveuser"
+XDG = f"/run/user/{UID}"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv")
+                                or not shutil.which("unshare"),
+                                reason="needs root, setpriv and unshare (it makes the user)")
+
+
+@pytest.fixture(scope="module")
+def user(tmp_path_factory):
+    """The etc files, /dev/kvm for group kvm, the user's directories."""
+    etc = tmp_path_factory.mktemp("etc")
+    passwd, group = etc / "passwd", etc / "group"
+    with open("/etc/passwd") as f:
+        passwd.write_text(f.read() + f"{USER}:x:{UID}:{GID}::/tmp/{USER}:/bin/sh\n")
+    with open("/etc/group") as f:
+        lines = [l for l in f.read().splitlines() if not l.startswith("kvm:")]
+    group.write_text("\n".join(lines + [f"{USER}:x:{GID}:", f"kvm:x:{KVM_GID}:{USER}"]) + "\n")
+    home = f"/tmp/{USER}"
+    for d in (home, XDG):
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d, mode=0o700)
+        os.chown(d, UID, GID)
+        os.chmod(d, 0o700)
+    kvm = os.environ.get("KHYVE_KVM_DEVICE") or "/dev/kvm"
+    st = os.stat(kvm)
+    os.chown(kvm, 0, KVM_GID)
+    os.chmod(kvm, 0o660)
+    try:
+        yield {"passwd": str(passwd), "group": str(group), "home": home}
+    finally:
+        os.chown(kvm, st.st_uid, st.st_gid)
+        os.chmod(kvm, stat.S_IMODE(st.st_mode))
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(XDG, ignore_errors=True)
+
+
+def user_env(extra=None, xdg=True):
+    e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": f"/tmp/{USER}", "USER": USER,
+         "LOGNAME": USER, "LANG": "C.UTF-8"}
+    if xdg:
+        e["XDG_RUNTIME_DIR"] = XDG
+    for k, v in os.environ.items():
+        if k.startswith("ASAN_") or k.startswith("UBSAN_") or k == "KHYVE_KVM_DEVICE":
+            e[k] = v
+    e.update(extra or {})
+    return e
+
+
+def as_user_argv(user, argv, kvm_group=True):
+    """argv as the user, in a mount namespace that knows the user."""
+    groups = ["--init-groups"] if kvm_group else ["--groups", str(GID)]
+    script = ('mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && '
+              'exec "$@"')
+    return ["unshare", "-m", "sh", "-c", script, "sh", user["passwd"], user["group"],
+            "setpriv", f"--reuid={UID}", f"--regid={GID}", *groups, "--", *argv]
+
+
+def as_user(user, argv, input=None, env=None, kvm_group=True, timeout=TIMEOUT):
+    r = subprocess.run(as_user_argv(user, argv, kvm_group), input=input, capture_output=True,
+                       text=True, errors="replace", env=env or user_env(), timeout=timeout,
+                       stdin=None if input is not None else subprocess.DEVNULL)
+    assert "Sanitizer" not in r.stderr and "runtime error" not in r.stderr, r
+    return r
+
+
+def spawn_user(user, argv, tmp, name, env=None):
+    out = open(os.path.join(tmp, f"{name}.out"), "wb")
+    p = subprocess.Popen(as_user_argv(user, argv), stdin=subprocess.DEVNULL, stdout=out,
+                         stderr=subprocess.STDOUT, env=env or user_env())
+    p.out_path = out.name
+    out.close()
+    return p
+
+
+def read(p):
+    with open(p.out_path, errors="replace") as f:
+        return f.read()
+
+
+def wait_text(p, text, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while text not in read(p):
+        assert p.poll() is None and time.monotonic() < deadline, read(p)
+        time.sleep(0.02)
+
+
+def shared_dir(user, name):
+    """A directory the user owns, for its images, sockets and links."""
+    d = os.path.join(user["home"], name)
+    os.makedirs(d, exist_ok=True)
+    os.chown(d, UID, GID)
+    return d
+
+
+def test_direct_boot_and_the_runtime_dir(user):
+    r = as_user(user, [KHYVE, "-m", "32M", "-l", "com1,stdio", "--debug-exit",
+                       "--kernel", guest("hello"), "u0"])
+    assert r.returncode == 1 and "PASS" in r.stdout, r
+    # The VM stays created, in $XDG_RUNTIME_DIR/khyve, the user's own.
+    rd = os.path.join(XDG, "khyve")
+    st = os.stat(rd)
+    assert st.st_uid == UID and stat.S_IMODE(st.st_mode) == 0o700
+    assert os.listdir(rd) == ["u0"]
+    r = as_user(user, [KHYVECTL, "--list"])
+    assert r.returncode == 0 and re.search(r"^u0\s", r.stdout, re.M), r
+    r = as_user(user, [KHYVECTL, "--vm=u0", "--destroy"])
+    assert r.returncode == 0 and os.listdir(rd) == [], r
+
+
+def test_disk_pty_and_khyvectl(user):
+    d = shared_dir(user, "pty")
+    disk = os.path.join(d, "disk.img")
+    with open(disk, "wb") as f:
+        f.truncate(1 << 20)
+    os.chown(disk, UID, GID)
+    link = os.path.join(d, "com1")
+    p = spawn_user(user, [KHYVE, "-m", "32M", "-D", "-l", f"com1,{link}",
+                          "-s", f"2,virtio-blk,{disk}", "--kernel", guest("virtioblk"),
+                          "--append", "write=8 wcount=2 hold=1", "u1"], d, "u1")
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not os.path.islink(link):
+            assert p.poll() is None and time.monotonic() < deadline, read(p)
+            time.sleep(0.02)
+        # The pty is the user's, and carries the guest's console.
+        pts = os.readlink(link)
+        assert os.stat(pts).st_uid == UID
+        fd = os.open(link, os.O_RDONLY | os.O_NOCTTY)
+        got = b""
+        while b"BLK: holding" not in got:
+            got += os.read(fd, 4096)
+        os.close(fd)
+        assert b"BLK: readback ok" in got
+        # The lock note is in the user's runtime directory.
+        assert os.listdir(os.path.join(XDG, "khyve", "locks"))
+        r = as_user(user, [KHYVECTL, "--vm=u1", "--get-rip"])
+        assert r.returncode == 0 and "rip" in r.stdout, r
+        r = as_user(user, [KHYVECTL, "--vm=u1", "--force-poweroff"])
+        assert r.returncode == 0, r
+        assert p.wait(TIMEOUT) == 1, read(p)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert os.listdir(os.path.join(XDG, "khyve")) == [] and not os.path.lexists(link)
+
+
+def test_khyveload_then_khyve(user):
+    d = shared_dir(user, "load")
+    os.makedirs(os.path.join(d, "boot"), exist_ok=True)
+    shutil.copy(guest("bootinfo"), os.path.join(d, "boot", "kernel"))
+    r = as_user(user, [KHYVELOAD, "-m", "64M", "-h", d, "u2"],
+                input="load host0:/boot/kernel x=1\nboot\n")
+    assert r.returncode == 0 and "ready" in r.stdout, r
+    r = as_user(user, [KHYVE, "-D", "-l", "com1,stdio", "--debug-exit", "u2"])
+    assert r.returncode == 1 and "PASS" in r.stdout and "x=1" in r.stdout, r
+    assert os.listdir(os.path.join(XDG, "khyve")) == []
+
+
+def test_vmrun(user):
+    d = shared_dir(user, "vmrun")
+    os.makedirs(os.path.join(d, "host", "boot"), exist_ok=True)
+    shutil.copy(guest("bootcount"), os.path.join(d, "host", "boot", "kernel.elf"))
+    with open(os.path.join(d, "host", "boot", "loader.conf"), "w") as f:
+        f.write('kernel="/boot/kernel.elf"\ncmdline="boots=1"\n')
+    disk = os.path.join(d, "count.img")
+    with open(disk, "wb") as f:
+        f.truncate(1 << 20)
+    os.chown(disk, UID, GID)
+    r = as_user(user, [VMRUN, "-c", "1", "-m", "64M", "-d", disk, "-H", os.path.join(d, "host"),
+                       "-e", "autoboot_delay=0", "u3"], env=user_env({"TMPDIR": d}),
+                timeout=TIMEOUT * 2)
+    assert r.returncode == 1 and "BOOTCOUNT: poweroff" in r.stdout + r.stderr, r
+    assert os.listdir(os.path.join(XDG, "khyve")) == []
+
+
+def test_slirp(user):
+    r = as_user(user, [KHYVE, "-m", "64M", "-l", "com1,stdio", "--debug-exit",
+                       "-s", "3,virtio-net,slirp", "--kernel", guest("netclient"),
+                       "--append", "do=dhcp,ping:10.0.2.2 timeout=30", "-D", "u4"])
+    assert r.returncode == 1 and "PASS" in r.stdout, r
+
+
+@pytest.mark.parametrize("up", [True, False])
+def test_a_tap_the_user_owns(user, up):
+    """Made by root for the user (ip tuntap ... user): khyve needs no
+    CAP_NET_ADMIN for it; one that is down is said, and left down."""
+    tap = f"ukt{os.getpid() % 10000}"
+    subprocess.run(["ip", "tuntap", "add", tap, "mode", "tap", "user", str(UID)], check=True)
+    # As udev leaves it on a distribution (the test host has no udev).
+    tun_mode = stat.S_IMODE(os.stat("/dev/net/tun").st_mode)
+    os.chmod("/dev/net/tun", 0o666)
+    try:
+        if up:
+            subprocess.run(["ip", "link", "set", tap, "up"], check=True)
+        r = as_user(user, [KHYVE, "-m", "32M", "-l", "com1,stdio", "--debug-exit", "-D",
+                           "-s", f"3,virtio-net,{tap}", "--kernel", guest("pcienum"), "u5"])
+        assert r.returncode == 1 and "PASS" in r.stdout, r
+        assert ("cannot be set up here" in r.stderr) == (not up), r
+    finally:
+        os.chmod("/dev/net/tun", tun_mode)
+        subprocess.run(["ip", "link", "del", tap])
+
+
+def test_gdb_stub(user):
+    d = shared_dir(user, "gdb")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = spawn_user(user, [KHYVE, "-m", "32M", "-l", "com1,stdio", "-D", "-G", f"w127.0.0.1:{port}",
+                          "--kernel", guest("gdbtarget"), "u6"], d, "u6")
+    try:
+        wait_text(p, "waiting for a debugger", TIMEOUT)
+        r = subprocess.run(["gdb", "-nx", "-batch", "-ex", f"target remote 127.0.0.1:{port}",
+                            "-ex", "p/x $pc", "-ex", "kill"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        assert re.search(r"\$1 = 0x[0-9a-f]+", r.stdout), r
+        if p.poll() is None:
+            p.terminate()
+        p.wait(TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+# ---- bad input ----
+
+def test_no_kvm_access_names_the_group(user):
+    r = as_user(user, [KHYVE, "-m", "32M", "--kernel", guest("hello"), "u7"], kvm_group=False)
+    assert r.returncode == 4, r
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "join the group 'kvm'" in lines[0], r
+    assert os.listdir(os.path.join(XDG, "khyve")) == []  # nothing half-made
+
+
+def test_runtime_dir_open_to_others_is_refused(user):
+    rd = os.path.join(XDG, "khyve")
+    as_user(user, [KHYVECTL, "--list"])
+    os.makedirs(rd, exist_ok=True)
+    os.chown(rd, UID, GID)
+    os.chmod(rd, 0o755)
+    try:
+        for argv in ([KHYVE, "-m", "32M", "--kernel", guest("hello"), "u8"], [KHYVECTL, "--list"]):
+            r = as_user(user, argv)
+            assert r.returncode != 0, r
+            lines = r.stderr.strip().splitlines()
+            assert len(lines) == 1 and "mode 0755" in lines[0] and "refusing" in lines[0], r
+        assert os.listdir(rd) == []
+    finally:
+        os.chmod(rd, 0o700)
+
+
+def test_without_xdg_runtime_dir(user):
+    """The fallback /tmp/khyve-UID: made private when missing; refused when
+    someone else made it first (a shared /tmp)."""
+    fallback = f"/tmp/khyve-{UID}"
+    shutil.rmtree(fallback, ignore_errors=True)
+    env = user_env(xdg=False)
+    r = as_user(user, [KHYVE, "-m", "32M", "-l", "com1,stdio", "--debug-exit", "-D",
+                       "--kernel", guest("hello"), "u9"], env=env)
+    assert r.returncode == 1 and "PASS" in r.stdout, r
+    st = os.stat(fallback)
+    assert st.st_uid == UID and stat.S_IMODE(st.st_mode) == 0o700
+    shutil.rmtree(fallback)
+    os.makedirs(fallback, mode=0o700)  # root's, as another user's would be
+    try:
+        r = as_user(user, [KHYVE, "-m", "32M", "--kernel", guest("hello"), "u9"], env=env)
+        assert r.returncode == 4, r
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"belongs to uid 0, not to uid {UID}" in lines[0], r
+        assert os.listdir(fallback) == []
+    finally:
+        shutil.rmtree(fallback, ignore_errors=True)
