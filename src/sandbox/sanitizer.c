@@ -37,6 +37,7 @@ static const struct sandbox_rule rules[] = {
 	SB_ALLOW(kill),
 	SB_ALLOW(getppid),
 	SB_ALLOW(uname),
+	SB_ALLOW(sched_getaffinity), /* a new thread's stack bounds (pthread_getattr_np) */
 };
 
 static const struct sandbox_rule exit_rules[] = {
