@@ -47,7 +47,7 @@ def load_modules():
     if modprobe and subprocess.run([modprobe, "dm-log-writes"], capture_output=True).returncode == 0:
         return None
     rel = platform.release()
-    kit = os.environ.get("KHYVE_KIT_DIR", os.path.join(ROOT, "build", "kit"))
+    kit = os.environ.get("KHYVE_KIT_DIR") or os.path.join(ROOT, ".kit")  # as khyvekit.kit_dir
     found = glob.glob(f"{kit}/pkgs/linux-image-{rel}/lib/modules/{rel}/kernel/drivers/md")
     if not found:
         return f"no dm-log-writes module for kernel {rel} (modprobe failed; none under {kit}/pkgs)"
