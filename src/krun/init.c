@@ -375,6 +375,7 @@ static void setup_tree(const struct krun_config *c)
 	for (unsigned i = 0; i < c->nrw; i++) {
 		char p[4200];
 		snprintf(p, sizeof(p), "/newroot%s", c->rw[i].path);
+		mkdir_p(p); /* under /tmp, /run or an overlay: the guest's own */
 		if (!is_dir(p))
 			fail("--rw %s: not a directory in the guest", c->rw[i].path);
 		mount_share(&c->rw[i], p, false);
