@@ -108,7 +108,7 @@ def test_panic_gives_255_with_the_panic_text(cache_dir, work):
 def test_rw_dirs_reach_the_host_and_the_root_is_read_only(cache_dir, work, tmp_path):
     """--rw writes land on the host; the root share refuses writes (EROFS),
     even where the host could write; /tmp, /var and $HOME are writable and
-    their changes stay in the guest."""
+    their changes stay in the guest. --net gives eth0 slirp's address."""
     other = tmp_path / "other"
     other.mkdir()
     (other / "old").write_text("from the host\n")
@@ -118,8 +118,9 @@ def test_rw_dirs_reach_the_host_and_the_root_is_read_only(cache_dir, work, tmp_p
               f"if touch {probe} 2>/dev/null; then echo ROOT-WRITABLE; fi; "
               f"touch {probe} 2>&1 | grep -q 'Read-only' && echo ROOT-EROFS; "
               "echo t > /tmp/t && echo > /var/khyve-run-probe && "
-              f"echo h > {home}/.khyve-run-probe && echo SCRATCH-OK")
-    p = khyve_run(["--kernel", kit_kernel(CLOUD), "--rw", work, "--rw", str(other), "--",
+              f"echo h > {home}/.khyve-run-probe && echo SCRATCH-OK; "
+              "cat /proc/net/fib_trie | grep -q 10.0.2.15 && echo NET-UP")
+    p = khyve_run(["--kernel", kit_kernel(CLOUD), "--net", "--rw", work, "--rw", str(other), "--",
                    "sh", "-c", script], cache_dir, work, share=[work, str(other)])
     assert p.returncode == 0, describe(p)
     assert "from the host" in p.stdout, describe(p)
@@ -130,6 +131,7 @@ def test_rw_dirs_reach_the_host_and_the_root_is_read_only(cache_dir, work, tmp_p
     assert "SCRATCH-OK" in p.stdout, describe(p)
     assert not os.path.exists(os.path.join(home, ".khyve-run-probe"))
     assert not os.path.exists("/var/khyve-run-probe")
+    assert "NET-UP" in p.stdout, describe(p)
 
 
 def khyve_has(emulation):
