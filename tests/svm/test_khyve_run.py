@@ -218,3 +218,41 @@ def test_terminal_when_stdin_is_one(cache_dir, work):
     text = out.decode(errors="replace")
     assert os.waitstatus_to_exitcode(status) == 4, text
     assert "/dev/hvc0" in text and "33 111" in text, text
+
+
+def test_gdb_holds_the_guest_until_gdb_lets_it_go(cache_dir, work):
+    """--gdb PORT: khyve waits for gdb before the kernel's first
+    instruction; once gdb continues, the run ends as usual."""
+    if not INSIDE:
+        pytest.skip("drives gdb beside khyve-run: runs inside the SVM test host")
+    if shutil.which("gdb") is None:
+        pytest.skip("no gdb")
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, XDG_CACHE_HOME=cache_dir)
+    p = subprocess.Popen([KHYVE_RUN, "--kernel", kit_kernel(CLOUD), "--gdb", str(port),
+                          "--rw", work, "--", "sh", "-c", "cat /proc/cmdline; exit 9"],
+                         cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, errors="replace")
+    try:
+        seen = ""
+        deadline = time.monotonic() + 120
+        while "waiting for a debugger" not in seen and time.monotonic() < deadline:
+            line = p.stderr.readline()
+            if not line:
+                break
+            seen += line
+        assert "waiting for a debugger" in seen, seen
+        time.sleep(1)
+        assert p.poll() is None, seen  # held
+        g = subprocess.run(["gdb", "-nx", "-batch", "-ex", f"target remote 127.0.0.1:{port}",
+                            "-ex", "continue"], capture_output=True, text=True,
+                           errors="replace", timeout=400)
+        out, rest = p.communicate(timeout=400)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 9, f"{out}\n{seen}{rest}\n--- gdb\n{g.stdout}{g.stderr}"
+    assert "nokaslr" in out, out
