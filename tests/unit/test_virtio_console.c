@@ -218,7 +218,16 @@ static void test_fd_backend(void)
 	static const char *bad[] = { "c=fd=", "c=fd=x:1", "c=fd=-1:1:2", "c=fd=1" };
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		CHECK_EQ(fake_platform_init(&f, 16 << 20), 0);
-		CHECK(vdrv_create(&d, &f, &pci_emul_virtio_console, bad[i], SLOT) != 0);
+		struct pci_bus *bus;
+		void *settings = NULL;
+		char err[300] = "";
+		CHECK_EQ(pci_bus_create(&f.p, &bus), 0);
+		CHECK_EQ(pci_emul_virtio_console.parse(bad[i], &settings, err, sizeof(err)), 0);
+		CHECK(pci_emul_virtio_console.create(bus, SLOT, 0, settings, &f.p, err,
+						     sizeof(err)) != 0);
+		CHECK(strstr(err, "fd") != NULL);
+		pci_bus_destroy(bus);
+		pci_emul_virtio_console.free_settings(settings);
 		fake_platform_fini(&f);
 	}
 }
