@@ -7,6 +7,9 @@
  *   stdio            khyve's terminal (one user per process)
  *   pty=PATH         a new pty, symlinked at PATH
  *   tcp=[ADDR:]PORT  a TCP listener (one client at a time)
+ *   fd=R:W           descriptors khyve inherited (-1 for none), as -l's
+ *                    fd=R,W; ':' since ',' separates ports (khyve-run's
+ *                    channel to its guest init)
  *   PATH             a UNIX socket khyve listens on, as bhyve does (one
  *                    client at a time; the port is "open" for the guest
  *                    while a client is connected)
@@ -507,7 +510,8 @@ static void con_free_settings(void *p)
 
 static bool is_chardev_spec(const char *b)
 {
-	return !strcmp(b, "stdio") || !strncmp(b, "tcp=", 4) || !strncmp(b, "pty=", 4);
+	return !strcmp(b, "stdio") || !strncmp(b, "tcp=", 4) || !strncmp(b, "pty=", 4) ||
+	       !strncmp(b, "fd=", 3);
 }
 
 static int con_parse(const char *conf, void **settings, char *err, size_t errlen)
@@ -524,7 +528,7 @@ static int con_parse(const char *conf, void **settings, char *err, size_t errlen
 	     w = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(w, '=');
 		if (!eq || eq == w || !eq[1]) {
-			snprintf(err, errlen, "virtio-console: '%s' is not NAME=BACKEND (stdio, pty=PATH, tcp=[ADDR:]PORT or a socket path)",
+			snprintf(err, errlen, "virtio-console: '%s' is not NAME=BACKEND (stdio, pty=PATH, tcp=[ADDR:]PORT, fd=R:W or a socket path)",
 				 w);
 			goto fail;
 		}
@@ -542,7 +546,7 @@ static int con_parse(const char *conf, void **settings, char *err, size_t errlen
 			goto fail;
 		}
 		if (!is_chardev_spec(pc->backend) && pc->backend[0] != '/' && pc->backend[0] != '.') {
-			snprintf(err, errlen, "virtio-console: %s=%s: expected stdio, pty=PATH, tcp=[ADDR:]PORT or a socket path",
+			snprintf(err, errlen, "virtio-console: %s=%s: expected stdio, pty=PATH, tcp=[ADDR:]PORT, fd=R:W or a socket path",
 				 pc->name, pc->backend);
 			goto fail;
 		}
@@ -627,9 +631,21 @@ static int open_port(struct console *c, unsigned i, char *err, size_t errlen)
 	const struct con_port_cfg *pc = &c->s.port[i];
 	if (!is_chardev_spec(pc->backend))
 		return open_socket(pt, pc->backend, err, errlen);
-	char why[300];
+	char why[300], fds[64];
 	/* chardev's pty backend takes the symlink's path itself */
 	const char *spec = !strncmp(pc->backend, "pty=", 4) ? pc->backend + 4 : pc->backend;
+	if (!strncmp(spec, "fd=", 3)) { /* chardev spells fd=R:W as fd=R,W */
+		if (strlen(spec) >= sizeof(fds)) {
+			snprintf(err, errlen, "port %s: bad fd backend '%s' (expected fd=R:W)",
+				 pc->name, spec);
+			return -EINVAL;
+		}
+		snprintf(fds, sizeof(fds), "%s", spec);
+		char *colon = strchr(fds, ':');
+		if (colon)
+			*colon = ',';
+		spec = fds;
+	}
 	int r = chardev_open(spec, c->p->loop, &pt->chr, why, sizeof(why));
 	if (r) {
 		snprintf(err, errlen, "port %s: %s", pc->name, why);
