@@ -3,7 +3,7 @@
 test host (tests/svm/test_p9_linux.py runs it).
 
 Debian's generic kernel (the SVM host's own: the cloud kernel has no 9p)
-boots with an initramfs from `scripts/linux-kit --generic-initramfs` and
+boots with an initramfs from khyvekit.generic_guest_initramfs and
   -s 3,virtio-9p,work=RW -s 4,virtio-9p,src=RO,ro
 where RW and RO are fresh directories in a work directory that also
 holds "secret" beside them, and symlinks in RW point out (to /etc, to

@@ -1,6 +1,6 @@
 """A Linux guest mounts khyve's virtio-9p shares inside the SVM test host:
 Debian's generic kernel (it has 9p as modules; the kit's cloud kernel has
-none) with an initramfs from `scripts/linux-kit --generic-initramfs`
+none) with an initramfs from khyvekit.generic_guest_initramfs
 mounts a read-write and a read-only share with
 `mount -t 9p -o trans=virtio,version=9p2000.L TAG DIR`, and creates,
 writes, appends, renames, deletes, links and truncates files there; the
@@ -11,6 +11,7 @@ One inner boot per build (tests/svm/p9_scenario.py does the work)."""
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -25,11 +26,10 @@ SCENARIO = os.path.join(REPO, "tests", "svm", "p9_scenario.py")
 def guest_initramfs(build):
     """Built where the kit is readable (here or inside), into the build dir,
     which the SVM host shares read-write."""
-    out = os.path.join(REPO, build, "p9-guest", "initramfs.cpio.gz")
-    p = subprocess.run([os.path.join(REPO, "scripts", "linux-kit"), "--generic-initramfs", out],
-                       capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-    return out
+    sys.path.insert(0, os.path.join(REPO, "scripts", "lib"))
+    import khyvekit
+    return khyvekit.generic_guest_initramfs(
+        os.path.join(REPO, build, "p9-guest", "initramfs.cpio.gz"))
 
 
 def run_scenario(build):
