@@ -12,12 +12,13 @@
  * that most messages get past the size check); bits 1-7 choose the room
  * for the reply (0: msize; else 11 + 8 * n bytes).
  *
- * Checked after every message:
+ * Checked after every message (and input):
  *   - the reply fits the room given and its size word says its length;
  *     it is an Rlerror or the R-message of the request's type, with the
  *     request's tag;
- *   - nothing leaves the share: no reply carries the secret's marker, the
- *     secret is unchanged, and nothing appears beside the share;
+ *   - nothing leaves the share: no reply carries the secret's marker;
+ *     and after each input, the secret is unchanged and nothing has
+ *     appeared beside the share;
  *   - the fid table stays within its bound.
  * Every 20000 inputs the share is rebuilt, so that what inputs made does
  * not pile up.
@@ -221,7 +222,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		size_t cap = (flags >> 1) ? 11 + 8u * (flags >> 1) : MSIZE;
 		one(m, len, cap);
-		check_outside();
 	}
+	/* Once per input: whatever got out would still be there. */
+	check_outside();
 	return 0;
 }
