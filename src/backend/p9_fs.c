@@ -1067,6 +1067,10 @@ size_t p9_server_handle(struct p9_server *s, const uint8_t *req, size_t reqlen, 
 {
 	if (cap > s->msize)
 		cap = s->msize;
+	/* No room to answer even with an error: do nothing the client could
+	 * never learn of. */
+	if (cap < RLERROR_LEN)
+		return 0;
 	struct p9_msg *m = &s->msg;
 	int err = p9_decode(req, reqlen, m);
 	if (!err) {
