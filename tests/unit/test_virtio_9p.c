@@ -52,10 +52,15 @@ static void test_parse(void)
 	CHECK_EQ(parse(big, err), -EINVAL);
 	/* a path that is not a directory fails at creation, with its name */
 	struct fake_platform f;
-	struct vdrv d;
+	struct pci_bus *bus;
+	void *st = NULL;
 	CHECK_EQ(fake_platform_init(&f, 4 << 20), 0);
-	CHECK(vdrv_create(&d, &f, &pci_emul_virtio_9p, "x=/nonexistent-khyve", SLOT) < 0);
-	vdrv_destroy(&d);
+	CHECK_EQ(pci_bus_create(&f.p, &bus), 0);
+	CHECK_EQ(pci_emul_virtio_9p.parse("x=/nonexistent-khyve", &st, err, sizeof(err)), 0);
+	CHECK(pci_emul_virtio_9p.create(bus, SLOT, 0, st, &f.p, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "/nonexistent-khyve: No such file"));
+	pci_emul_virtio_9p.free_settings(st);
+	pci_bus_destroy(bus);
 	fake_platform_fini(&f);
 }
 
