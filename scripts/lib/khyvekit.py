@@ -516,3 +516,53 @@ def modules_overlay(kit_env, wanted, path):
     cpio.file("etc/modules.load", "".join(n + "\n" for n in have + add))
     cpio.write(path, compress=False)
     return add
+
+
+# --------------------------------------------------------------------------
+# Debian's generic kernel as a guest (it has 9p; the cloud kernel has not)
+
+GENERIC_GUEST_MODULES = ["virtio_pci", "virtio_console", "9pnet", "9pnet_virtio", "netfs",
+                         "fscache", "9p"]
+
+
+def generic_guest_initramfs(out, modules=GENERIC_GUEST_MODULES, init=None, extra=()):
+    """An initramfs (gzip cpio at out) for booting Debian's generic kernel,
+    the SVM test host's own ($KHYVE_KIT_DIR/svm/vmlinux), as a guest:
+    busybox, the Linux kit's /init (linux-kit-init.sh, which loads
+    /etc/modules.load and runs khyve.cmd64) and the modules named, with
+    their dependencies, from the kernel package the SVM host kit unpacked;
+    extra: (host file, path in the initramfs) pairs, e.g. a program and its
+    libraries. Rebuilt only when its recipe changes (out + ".recipe").
+    Returns out."""
+    kit = kit_dir()
+    env = read_env(os.path.join(kit, "svm", "kit.env"))
+    if not env.get("KERNEL_PACKAGE") or not env.get("KERNEL_VERSION"):
+        raise KitError(f"no SVM host kit in {kit}/svm (scripts/svm-host --build-only makes it)")
+    kroot = os.path.join(kit, "pkgs", env["KERNEL_PACKAGE"])
+    broot = os.path.join(kit, "pkgs", "busybox-static")
+    for d in (kroot, broot):
+        if not os.path.isdir(d):
+            raise KitError(f"{d} is missing (scripts/svm-host --rebuild unpacks it)")
+    init = init or os.path.join(LIB_DIR, "linux-kit-init.sh")
+    recipe = " ".join([file_sha(init, __file__), env.get("KERNEL_DEB", ""), *modules,
+                       *(f"{g}={file_sha(h)}" for h, g in extra)])
+    stamp = out + ".recipe"
+    if os.path.exists(out) and os.path.exists(stamp) and open(stamp).read() == recipe:
+        return out
+    cpio = Cpio()
+    busybox_into(cpio, broot)
+    tree = ModuleTree(kroot, env["KERNEL_VERSION"])
+    order, missing, _ = modules_into(cpio, tree, modules, env["KERNEL_VERSION"])
+    if missing:
+        raise KitError(f"modules not in {env['KERNEL_PACKAGE']}: {' '.join(missing)}")
+    with open(init) as f:
+        cpio.file("init", f.read(), 0o755)
+    for host, guest in extra:
+        with open(host, "rb") as f:
+            cpio.file(guest, f.read(), os.stat(host).st_mode & 0o7777)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    cpio.write(out)
+    with open(stamp, "w") as f:
+        f.write(recipe)
+    log(f"generic-kernel guest initramfs {out}: modules {' '.join(order)}")
+    return out

@@ -7,7 +7,7 @@
 static const struct pci_emul *const emulations[] = {
 	&pci_emul_hostbridge, &pci_emul_amd_hostbridge, &pci_emul_lpc,
 	&pci_emul_virtio_blk, &pci_emul_virtio_net, &pci_emul_virtio_rnd,
-	&pci_emul_virtio_console, &pci_emul_virtio_fs,
+	&pci_emul_virtio_console, &pci_emul_virtio_fs, &pci_emul_virtio_9p,
 };
 #define NEMUL (sizeof(emulations) / sizeof(emulations[0]))
 
