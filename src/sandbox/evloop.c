@@ -76,16 +76,7 @@ static const struct sandbox_rule rules[] = {
 	SB_IOCTL(SB_FD_VCPUS, KVM_SET_GUEST_DEBUG),
 	SB_IOCTL(SB_FD_VCPUS, KVM_GET_MSRS),
 	SB_IOCTL(SB_FD_VCPUS, KVM_TRANSLATE),
-	/* the way out; on a crash signal, exitclean's handler removes what
-	 * must not be left, puts the earlier handler back and sends the
-	 * signal again (util/exitclean.c) */
-	SB_ALLOW(rt_sigaction),
-	SB_ALLOW_IF(tgkill, SB_ARG_EQ(2, SIGSEGV)),
-	SB_ALLOW_IF(tgkill, SB_ARG_EQ(2, SIGBUS)),
-	SB_ALLOW_IF(tgkill, SB_ARG_EQ(2, SIGILL)),
-	SB_ALLOW_IF(tgkill, SB_ARG_EQ(2, SIGFPE)),
-	SB_ALLOW_IF(tgkill, SB_ARG_EQ(2, SIGABRT)),
-	SB_ALLOW_IF(tgkill, SB_ARG_EQ(2, SIGQUIT)),
+	/* the way out */
 	SB_ALLOW(unlinkat),
 	SB_ALLOW(unlink),
 	SB_ALLOW(rmdir),

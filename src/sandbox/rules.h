@@ -57,6 +57,7 @@ extern const struct sandbox_rules sandbox_starter_rules;  /* starter.c */
 extern const struct sandbox_rules sandbox_blk_io_rules;   /* blk_io.c */
 extern const struct sandbox_rules sandbox_net_io_rules;   /* net_io.c */
 extern const struct sandbox_rules sandbox_fs_io_rules;    /* fs_io.c */
+extern const struct sandbox_rules sandbox_p9_io_rules;    /* p9_io.c */
 /* Only in builds with sanitizers (sanitizer.c): what their runtimes add. */
 extern const struct sandbox_rules sandbox_sanitizer_rules;
 extern const struct sandbox_rules sandbox_sanitizer_exit_rules;

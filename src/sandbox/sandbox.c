@@ -28,11 +28,12 @@ static const struct sandbox_rules *const role_rules[THREAD_ROLES] = {
 	[THREAD_ROLE_BLK_IO] = &sandbox_blk_io_rules,
 	[THREAD_ROLE_NET_IO] = &sandbox_net_io_rules,
 	[THREAD_ROLE_FS_IO] = &sandbox_fs_io_rules,
+	[THREAD_ROLE_P9_IO] = &sandbox_p9_io_rules,
 };
 
 /* The roles whose threads the starter makes: its list holds theirs. */
 static const enum thread_role device_roles[] = { THREAD_ROLE_BLK_IO, THREAD_ROLE_NET_IO,
-						 THREAD_ROLE_FS_IO };
+						 THREAD_ROLE_FS_IO, THREAD_ROLE_P9_IO };
 
 #define MAX_FDS 64
 static int vm_fd = -1;

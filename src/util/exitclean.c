@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* A khyve has a few disks and console ports, each with at most three
@@ -92,26 +93,45 @@ static const int crash_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, S
 #define NCRASH (sizeof(crash_signals) / sizeof(crash_signals[0]))
 static struct sigaction before[NCRASH];
 
+static atomic_int cleaner_tid; /* the thread that called exitclean_catch_crashes */
+
+static void restore(int sig)
+{
+	for (size_t i = 0; i < NCRASH; i++)
+		if (crash_signals[i] == sig)
+			sigaction(sig, &before[i], NULL);
+}
+
+/* Only the thread that set this up removes files: other threads may be
+ * sandboxed without unlink (src/sandbox/). A signal someone sent to the
+ * process goes on to that thread; a fault of another thread's own kills
+ * the process as before, and the next khyve finds what it left stale. */
 static void on_crash(int sig, siginfo_t *info, void *ctx)
 {
 	(void)ctx;
-	exitclean_run();
-	for (size_t i = 0; i < NCRASH; i++) {
-		if (crash_signals[i] != sig)
-			continue;
-		sigaction(sig, &before[i], NULL);
-		/* A fault happens again when this handler returns, now to the
-		 * handler from before; a signal sent by someone must be sent
-		 * again. */
-		if (info->si_code <= 0)
-			raise(sig);
+	int cleaner = atomic_load(&cleaner_tid);
+	if (cleaner && gettid() != cleaner) {
+		if (info->si_code <= 0) {
+			syscall(SYS_tgkill, getpid(), cleaner, sig);
+			return;
+		}
+		restore(sig);
 		return;
 	}
+	exitclean_run();
+	restore(sig);
+	/* A fault happens again when this handler returns, now to the handler
+	 * from before; a signal sent by someone must be sent again. */
+	if (info->si_code <= 0)
+		raise(sig);
 }
 
 void exitclean_catch_crashes(void)
 {
-	struct sigaction sa = { .sa_sigaction = on_crash, .sa_flags = SA_SIGINFO | SA_RESETHAND };
+	atomic_store(&cleaner_tid, gettid());
+	/* No SA_RESETHAND: a signal passed on to the cleaning thread must
+	 * still find this handler. */
+	struct sigaction sa = { .sa_sigaction = on_crash, .sa_flags = SA_SIGINFO };
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < NCRASH; i++)
 		sigaction(crash_signals[i], &sa, &before[i]);

@@ -16,6 +16,7 @@ enum thread_role {
 	THREAD_ROLE_BLK_IO,  /* a virtio-blk device's io_uring thread */
 	THREAD_ROLE_NET_IO,  /* a virtio-net device's tap thread */
 	THREAD_ROLE_FS_IO,   /* a virtio-fs device's thread (its back end's signals) */
+	THREAD_ROLE_P9_IO,   /* a virtio-9p device's thread: the 9P file server */
 	THREAD_ROLES
 };
 

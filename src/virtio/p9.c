@@ -36,6 +36,7 @@
 #include "backend/p9_proto.h"
 #include "pci/slots.h"
 #include "util/log.h"
+#include "util/thread_role.h"
 #include "virtio/emulations.h"
 #include "virtio/vdev_work.h"
 #include "virtio/virtio_pci.h"
@@ -97,6 +98,7 @@ static void *p9_thread(void *opaque)
 	struct p9dev *d = opaque;
 	struct virtio_dev *v = d->v;
 	pthread_setname_np(pthread_self(), "virtio-9p");
+	thread_role_enter(THREAD_ROLE_P9_IO);
 	struct pollfd pf[2] = { { .fd = v->q[0].kick_fd, .events = POLLIN },
 				{ .fd = d->stop_fd, .events = POLLIN } };
 	for (;;) {
