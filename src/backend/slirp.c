@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <dlfcn.h>
 #include <slirp/libslirp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,54 @@
 
 #include "util/evloop.h"
 #include "util/log.h"
+
+/* libslirp is opened when a VM first asks for it, not linked: with it
+ * come GLib, PCRE2 and libm, over 1 MiB of every khyve's memory that a VM
+ * without user networking never uses. */
+static struct {
+	__typeof__(slirp_new) *new_;
+	__typeof__(slirp_cleanup) *cleanup;
+	__typeof__(slirp_input) *input;
+	__typeof__(slirp_pollfds_fill) *pollfds_fill;
+	__typeof__(slirp_pollfds_poll) *pollfds_poll;
+	__typeof__(slirp_add_hostfwd) *add_hostfwd;
+	__typeof__(slirp_handle_timer) *handle_timer;
+} lib;
+
+static int load_libslirp(char *err, size_t errlen)
+{
+	static void *handle;
+	if (handle)
+		return 0;
+	void *h = dlopen("libslirp.so.0", RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(err, errlen, "slirp: cannot load libslirp (Debian package libslirp0): %s",
+			 dlerror());
+		return -ENOENT;
+	}
+	struct {
+		const char *name;
+		void **slot;
+	} syms[] = {
+		{ "slirp_new", (void **)&lib.new_ },
+		{ "slirp_cleanup", (void **)&lib.cleanup },
+		{ "slirp_input", (void **)&lib.input },
+		{ "slirp_pollfds_fill", (void **)&lib.pollfds_fill },
+		{ "slirp_pollfds_poll", (void **)&lib.pollfds_poll },
+		{ "slirp_add_hostfwd", (void **)&lib.add_hostfwd },
+		{ "slirp_handle_timer", (void **)&lib.handle_timer },
+	};
+	for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+		if (!(*syms[i].slot = dlsym(h, syms[i].name))) {
+			snprintf(err, errlen, "slirp: libslirp lacks %s (version 4.7 or later needed)",
+				 syms[i].name);
+			dlclose(h);
+			return -ENOENT;
+		}
+	}
+	handle = h;
+	return 0;
+}
 
 struct slirp_timer {
 	struct slirp_be *s;
@@ -229,7 +278,7 @@ static void refill(struct slirp_be *s)
 	uint32_t timeout = 1000; /* ms; libslirp lowers it for its own timers */
 	s->npfds = 0;
 	s->dirty = false;
-	slirp_pollfds_fill(s->slirp, &timeout, add_poll, s);
+	lib.pollfds_fill(s->slirp, &timeout, add_poll, s);
 	sync_epoll(s);
 	/* An earlier deadline than needed only costs an early round: keep
 	 * the armed one unless this one is sooner (a syscall less a round). */
@@ -252,7 +301,7 @@ static void rx_done(struct slirp_be *s)
 static int poll_once(struct slirp_be *s)
 {
 	int r = s->npfds ? poll(s->pfds, s->npfds, 0) : 0;
-	slirp_pollfds_poll(s->slirp, r < 0, get_revents, s);
+	lib.pollfds_poll(s->slirp, r < 0, get_revents, s);
 	refill(s);
 	return r;
 }
@@ -320,7 +369,7 @@ static void on_timer(void *opaque)
 	if (t->cb)
 		t->cb(t->cb_opaque);
 	else
-		slirp_handle_timer(t->s->slirp, t->id, t->cb_opaque);
+		lib.handle_timer(t->s->slirp, t->id, t->cb_opaque);
 	refill(t->s);
 	rx_done(t->s);
 }
@@ -418,6 +467,9 @@ int slirp_be_open(struct evloop *loop, const char *const *hostfwd, unsigned nhos
 		  bool restricted, slirp_be_rx_fn rx, slirp_be_rx_done_fn done, void *opaque,
 		  struct slirp_be **out, char *err, size_t errlen)
 {
+	int lr = load_libslirp(err, errlen);
+	if (lr)
+		return lr;
 	struct slirp_be *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -452,7 +504,7 @@ int slirp_be_open(struct evloop *loop, const char *const *hostfwd, unsigned nhos
 		snprintf(err, errlen, "slirp: event loop: %s", strerror(-r));
 		goto fail;
 	}
-	if (!(s->slirp = slirp_new(&cfg, &callbacks, s))) {
+	if (!(s->slirp = lib.new_(&cfg, &callbacks, s))) {
 		r = -ENOMEM;
 		snprintf(err, errlen, "slirp: cannot start libslirp");
 		goto fail;
@@ -463,7 +515,7 @@ int slirp_be_open(struct evloop *loop, const char *const *hostfwd, unsigned nhos
 			r = slirp_be_check_hostfwd(hostfwd[i], err, errlen);
 			goto fail;
 		}
-		if (slirp_add_hostfwd(s->slirp, f.udp, f.haddr, f.hport, f.gaddr, f.gport) < 0) {
+		if (lib.add_hostfwd(s->slirp, f.udp, f.haddr, f.hport, f.gaddr, f.gport) < 0) {
 			r = -EADDRINUSE;
 			snprintf(err, errlen, "slirp: hostfwd=%s: cannot listen on port %d", hostfwd[i],
 				 f.hport);
@@ -482,7 +534,7 @@ int slirp_be_input(struct slirp_be *s, const uint8_t *frame, size_t len)
 {
 	if (len < 14 || len > SLIRP_BE_FRAME_MAX)
 		return -EINVAL;
-	slirp_input(s->slirp, frame, (int)len);
+	lib.input(s->slirp, frame, (int)len);
 	s->dirty = true;
 	return 0;
 }
@@ -501,7 +553,7 @@ void slirp_be_close(struct slirp_be *s)
 	if (!s)
 		return;
 	if (s->slirp)
-		slirp_cleanup(s->slirp); /* frees its timers through cb_timer_free */
+		lib.cleanup(s->slirp); /* frees its timers through cb_timer_free */
 	if (s->ep_src)
 		evloop_remove(s->loop, s->ep_src);
 	evloop_timer_free(s->poll_timer);
