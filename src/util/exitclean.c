@@ -133,6 +133,11 @@ void exitclean_catch_crashes(void)
 	 * still find this handler. */
 	struct sigaction sa = { .sa_sigaction = on_crash, .sa_flags = SA_SIGINFO };
 	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < NCRASH; i++)
-		sigaction(crash_signals[i], &sa, &before[i]);
+	for (size_t i = 0; i < NCRASH; i++) {
+		sigaction(crash_signals[i], NULL, &before[i]);
+		/* One ignored since before (SIGQUIT in a shell's background
+		 * job) stays ignored. */
+		if (before[i].sa_handler != SIG_IGN)
+			sigaction(crash_signals[i], &sa, NULL);
+	}
 }
