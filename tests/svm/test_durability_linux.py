@@ -4,7 +4,7 @@ power-cut image clean (tests/svm/durability_scenario.py does the work, on a
 dm-log-writes disk: see tests/integration/test_durability.py for the idea).
 
 Each cycle boots Linux (~20 s in the SVM test host), so the suite runs
-KHYVE_DURABILITY_LINUX_CYCLES cycles (default 12, the modes in turn), not
+KHYVE_DURABILITY_LINUX_CYCLES cycles (default 6, the modes in turn), not
 the 100 of the test-guest variant."""
 import json
 import os
@@ -18,7 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 KIT = os.path.join(os.environ.get("KHYVE_KIT_DIR", os.path.join(REPO, ".kit")), "linux")
 INSIDE = os.environ.get("SVM_HOST") == "1"
 SCENARIO = os.path.join(REPO, "tests", "svm", "durability_scenario.py")
-CYCLES = int(os.environ.get("KHYVE_DURABILITY_LINUX_CYCLES", "12"))
+CYCLES = int(os.environ.get("KHYVE_DURABILITY_LINUX_CYCLES", "6"))
 
 
 def test_ext4_fsync_survives_kill_9():
