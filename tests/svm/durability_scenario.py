@@ -143,7 +143,9 @@ def main():
             logwrites.replay(everything, entries, power_cut=False)
             log_matches = everything == written
             logwrites.replay(image, entries, power_cut=True)
-            acked = [int(m.group(1)) for m in re.finditer(r"^V: D (\d+)\r?$", out, re.M)]
+            # Complete lines only: the kill may cut "V: D 457" to "V: D 4".
+            whole = out[:out.rfind("\n") + 1]
+            acked = [int(m.group(1)) for m in re.finditer(r"^V: D (\d+)\r?$", whole, re.M)]
             durable |= {(cycle, n) for n in acked}
             records, fsck, fsck_out = read_log(bytes(image), work)
             lost = sorted(durable - records)
