@@ -470,13 +470,15 @@ const char *ctl_vm_state_name(enum ctl_vm_state s)
 	return (unsigned)s < 5 ? names[s] : "?";
 }
 
-int ctl_vm_status(const char *name, struct ctl_vm_status *st, char *err, size_t errlen)
+/* The directory of an existing VM, opened (its path in dir): a
+ * descriptor, or -errno with err saying why ("no such VM" when it or the
+ * runtime directory is missing). */
+static int open_vm_dir(const char *name, char *dir, size_t dirlen, char *err, size_t errlen)
 {
-	memset(st, 0, sizeof(*st));
 	int r = ctl_check_name(name, err, errlen);
 	if (r)
 		return r;
-	char rundir[320], dir[400], why[512];
+	char rundir[320], why[512];
 	if ((r = ctl_rundir_ready(false, rundir, sizeof(rundir), why, sizeof(why)))) {
 		if (r == -ENOENT)
 			snprintf(err, errlen, "%s: no such VM", name);
@@ -484,7 +486,7 @@ int ctl_vm_status(const char *name, struct ctl_vm_status *st, char *err, size_t 
 			snprintf(err, errlen, "%s: %s", name, why);
 		return r;
 	}
-	snprintf(dir, sizeof(dir), "%s/%s", rundir, name);
+	snprintf(dir, dirlen, "%s/%s", rundir, name);
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (dfd < 0) {
 		r = -errno;
@@ -494,6 +496,16 @@ int ctl_vm_status(const char *name, struct ctl_vm_status *st, char *err, size_t 
 			snprintf(err, errlen, "%s: %s: %s", name, dir, strerror(errno));
 		return r;
 	}
+	return dfd;
+}
+
+int ctl_vm_status(const char *name, struct ctl_vm_status *st, char *err, size_t errlen)
+{
+	memset(st, 0, sizeof(*st));
+	char dir[400];
+	int dfd = open_vm_dir(name, dir, sizeof(dir), err, errlen);
+	if (dfd < 0)
+		return dfd;
 	int lfd = openat(dfd, "lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	bool held = false;
 	if (lfd >= 0) {
@@ -617,25 +629,10 @@ fail:
 
 int ctl_socket_connect(const char *name, char *err, size_t errlen)
 {
-	int r = ctl_check_name(name, err, errlen);
-	if (r)
-		return r;
-	char rundir[320], dir[400], why[512];
-	if ((r = ctl_rundir_ready(false, rundir, sizeof(rundir), why, sizeof(why)))) {
-		if (r == -ENOENT)
-			snprintf(err, errlen, "%s: no such VM", name);
-		else
-			snprintf(err, errlen, "%s: %s", name, why);
-		return r;
-	}
-	snprintf(dir, sizeof(dir), "%s/%s", rundir, name);
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (dfd < 0) {
-		r = -errno;
-		snprintf(err, errlen, errno == ENOENT ? "%s: no such VM" : "%s: %s", name,
-			 strerror(errno));
-		return r;
-	}
+	char dir[400];
+	int r, dfd = open_vm_dir(name, dir, sizeof(dir), err, errlen);
+	if (dfd < 0)
+		return dfd;
 	struct sockaddr_un sa;
 	int fd = -1;
 	if ((r = ctl_addr(dir, dfd, &sa)) == 0) {
