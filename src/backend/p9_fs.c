@@ -877,13 +877,19 @@ static int do_statfs(struct p9_server *s, struct p9_msg *m, struct p9_enc *e)
 	return 0;
 }
 
-static int lock_args(const struct p9_msg *m, struct flock *fl)
+/* The open descriptor a lock request is about, with the lock it asks
+ * for in *fl; or a positive errno. */
+static int lock_target(struct p9_server *s, const struct p9_msg *m, struct flock *fl, int *fd)
 {
 	static const short types[] = { F_RDLCK, F_WRLCK, F_UNLCK };
+	struct fid *f = fid_path(s, m->fid);
+	if (!f || f->ofd < 0)
+		return EBADF;
 	if (m->lock_type > LOCK_TYPE_UNLCK || m->offset > INT64_MAX || m->length > INT64_MAX)
 		return EINVAL;
 	*fl = (struct flock){ .l_type = types[m->lock_type], .l_whence = SEEK_SET,
 			      .l_start = (off_t)m->offset, .l_len = (off_t)m->length };
+	*fd = f->ofd;
 	return 0;
 }
 
@@ -892,15 +898,12 @@ static int lock_args(const struct p9_msg *m, struct flock *fl)
  * that would block answers BLOCKED: the client waits and asks again. */
 static int do_lock(struct p9_server *s, struct p9_msg *m, struct p9_enc *e)
 {
-	struct fid *f = fid_path(s, m->fid);
-	if (!f || f->ofd < 0)
-		return EBADF;
 	struct flock fl;
-	int err = lock_args(m, &fl);
+	int fd, err = lock_target(s, m, &fl, &fd);
 	if (err)
 		return err;
 	uint8_t status = LOCK_SUCCESS;
-	if (fcntl(f->ofd, F_OFD_SETLK, &fl))
+	if (fcntl(fd, F_OFD_SETLK, &fl))
 		status = (errno == EAGAIN || errno == EACCES) ? LOCK_BLOCKED : LOCK_ERROR;
 	p9_enc_u8(e, status);
 	return 0;
@@ -908,14 +911,11 @@ static int do_lock(struct p9_server *s, struct p9_msg *m, struct p9_enc *e)
 
 static int do_getlock(struct p9_server *s, struct p9_msg *m, struct p9_enc *e)
 {
-	struct fid *f = fid_path(s, m->fid);
-	if (!f || f->ofd < 0)
-		return EBADF;
 	struct flock fl;
-	int err = lock_args(m, &fl);
+	int fd, err = lock_target(s, m, &fl, &fd);
 	if (err)
 		return err;
-	if (fcntl(f->ofd, F_OFD_GETLK, &fl))
+	if (fcntl(fd, F_OFD_GETLK, &fl))
 		return errno;
 	uint8_t type = fl.l_type == F_RDLCK ? LOCK_TYPE_RDLCK
 		       : fl.l_type == F_WRLCK ? LOCK_TYPE_WRLCK : LOCK_TYPE_UNLCK;
