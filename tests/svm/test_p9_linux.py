@@ -10,17 +10,16 @@ symlinks and ".." that point out of the share lead nowhere outside it.
 One inner boot per build (tests/svm/p9_scenario.py does the work)."""
 import json
 import os
-import subprocess
 import sys
 
 import pytest
+
+import scenario_run
 
 pytestmark = pytest.mark.svm
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KIT_DIR = os.environ.get("KHYVE_KIT_DIR", os.path.join(REPO, ".kit"))
-INSIDE = os.environ.get("SVM_HOST") == "1"
-SCENARIO = os.path.join(REPO, "tests", "svm", "p9_scenario.py")
 
 
 def guest_initramfs(build):
@@ -33,16 +32,9 @@ def guest_initramfs(build):
 
 
 def run_scenario(build):
-    initrd = guest_initramfs(build)
-    args = ["/usr/bin/python3", SCENARIO, "--khyve", os.path.join(REPO, build, "src", "cmd", "khyve"),
-            "--kernel", os.path.join(KIT_DIR, "svm", "vmlinux"), "--initrd", initrd]
-    if not INSIDE:
-        args = [os.path.join(REPO, "scripts", "svm-host"), "--timeout", "400", "--share",
-                os.path.join(REPO, build), "--", *args]
-    p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       errors="replace", timeout=500, cwd=REPO)
-    assert p.returncode == 0 and p.stdout.strip(), f"exit {p.returncode}\n{p.stdout}\n{p.stderr}"
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return scenario_run.run_scenario(
+        "p9_scenario.py", build, ["--kernel", os.path.join(KIT_DIR, "svm", "vmlinux"),
+                                  "--initrd", guest_initramfs(build)])
 
 
 def value(guest, key):

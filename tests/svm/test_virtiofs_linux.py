@@ -7,29 +7,20 @@ one-line error at start with exit 4, never a hang.
 One inner boot per build (tests/svm/virtiofs_scenario.py does the work)."""
 import json
 import os
-import subprocess
 
 import pytest
+
+import scenario_run
 
 pytestmark = pytest.mark.svm
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KIT = os.path.join(os.environ.get("KHYVE_KIT_DIR", os.path.join(REPO, ".kit")), "linux")
-INSIDE = os.environ.get("SVM_HOST") == "1"
-SCENARIO = os.path.join(REPO, "tests", "svm", "virtiofs_scenario.py")
 VIRTIOFSD = "/usr/lib/qemu/virtiofsd"
 
 
 def run_scenario(build):
-    args = ["/usr/bin/python3", SCENARIO, "--khyve", os.path.join(REPO, build, "src", "cmd", "khyve"),
-            "--kit", KIT]
-    if not INSIDE:
-        args = [os.path.join(REPO, "scripts", "svm-host"), "--timeout", "400", "--share",
-                os.path.join(REPO, build), "--", *args]
-    p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       errors="replace", timeout=500, cwd=REPO)
-    assert p.returncode == 0 and p.stdout.strip(), f"exit {p.returncode}\n{p.stdout}\n{p.stderr}"
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return scenario_run.run_scenario("virtiofs_scenario.py", build, ["--kit", KIT])
 
 
 @pytest.mark.skipif(not os.access(VIRTIOFSD, os.X_OK), reason=f"{VIRTIOFSD} is not installed")
