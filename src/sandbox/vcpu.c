@@ -52,6 +52,9 @@ static const struct sandbox_rule rules[] = {
 	 * vhost-user message and its answer); a virtio-fs reset takes the
 	 * rings back from virtiofsd (GET_VRING_BASE). */
 	SB_IOCTL(SB_FD_ANY, VHOST_SET_VRING_CALL),
+	/* The driver's reset stops vhost-net before the write completes. */
+	SB_IOCTL(SB_FD_ANY, VHOST_NET_SET_BACKEND),
+	SB_IOCTL(SB_FD_ANY, VHOST_GET_VRING_BASE),
 	SB_ALLOW(sendmsg),
 	SB_ALLOW(recvmsg), /* and poll, above */
 };

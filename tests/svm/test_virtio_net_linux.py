@@ -4,29 +4,19 @@ slirp (a DHCP lease and a host-forwarded TCP connection into the guest).
 tests/svm/net_scenario.py does the work, one test-host boot per build."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
+
+import scenario_run
 
 pytestmark = pytest.mark.svm
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KIT = os.path.join(os.environ.get("KHYVE_KIT_DIR", os.path.join(REPO, ".kit")), "linux")
-INSIDE = os.environ.get("SVM_HOST") == "1"
-SCENARIO = os.path.join(REPO, "tests", "svm", "net_scenario.py")
 
 
 def run_scenario(build):
-    args = ["/usr/bin/python3", SCENARIO, "--khyve", os.path.join(REPO, build, "src", "cmd", "khyve"),
-            "--kit", KIT]
-    if not INSIDE:
-        args = [os.path.join(REPO, "scripts", "svm-host"), "--timeout", "700", "--share",
-                os.path.join(REPO, build), "--", *args]
-    p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       errors="replace", timeout=800, cwd=REPO)
-    assert p.returncode == 0 and p.stdout.strip(), f"exit {p.returncode}\n{p.stdout}\n{p.stderr}"
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return scenario_run.run_scenario("net_scenario.py", build, ["--kit", KIT], timeout=700)
 
 
 @pytest.fixture(scope="module", params=["build", "build-asan"])
@@ -34,12 +24,6 @@ def facts(request):
     return run_scenario(request.param)
 
 
-# Seen once in a clean-clone run (build, not build-asan): with vhost=on the
-# Linux guest printed nothing for 300 s after vhost had started (its worker
-# was running), as if a control-queue command during virtio-net's probe got
-# no answer (Linux spins on it). Not understood yet; issue 11 stays open.
-@pytest.mark.xfail(strict=False, reason="intermittent: the guest may hang after vhost starts "
-                   "(a control-queue kick lost?); under investigation in issue 11")
 def test_vhost_net_carries_ping_and_tcp(facts):
     why = json.dumps(facts, indent=1)
     assert facts["dev_vhost_net"], why
