@@ -100,6 +100,11 @@ ip link set lo up 2>/dev/null
 stty -F /dev/ttyS0 raw -echo 2>/dev/null
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
 
+# A heartbeat that svm-host watches: when it stops, this test host has
+# stopped running (a TCG stall), whatever its CPU looks like from outside.
+(n=0; while echo $n >/ctl/heartbeat 2>/dev/null; do n=$((n + 1)); sleep 5; done) &
+beat=$!
+
 echo "$M-BEGIN" >/dev/ttyS0
 if [ "${INTERACTIVE:-0}" = 1 ]; then
 	# The console is the user's terminal: a tty in its usual modes, of the
@@ -122,6 +127,7 @@ else
 	rc=$?
 	wait $p1 $p2
 fi
+kill $beat 2>/dev/null
 [ "${DMESG:-0}" = 1 ] && dmesg >/dev/ttyS1
 echo "$rc" >/ctl/rc
 echo "$M-EXIT: $rc" >/dev/ttyS0

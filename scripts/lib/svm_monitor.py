@@ -57,6 +57,19 @@ def stall_signature(regs, lapic):
     return None
 
 
+def describe_cpu(regs, lapic):
+    """A few words on the CPU's state, for a report."""
+    why = stall_signature(regs, lapic)
+    if why:
+        return why
+    rip = [w for w in regs.split() if w.startswith("RIP=")]
+    rfl = [w for w in regs.split() if w.startswith("RFL=")]
+    irr = [line.strip() for line in lapic.splitlines() if line.startswith("IRR")]
+    return ", ".join(filter(None, ["HLT=1" if "HLT=1" in regs else "running",
+                                   rip[0] if rip else "", rfl[0] if rfl else "",
+                                   irr[0] if irr else ""]))
+
+
 if __name__ == "__main__":
     path = sock_path(sys.argv[1])
     for c in sys.argv[2:]:
