@@ -286,7 +286,9 @@ def test_private_lease_ping_and_host_name(netns, guests):
 def test_two_guests_resolve_and_ping_each_other(netns, guests):
     h = netns("h")
     up_ok(h.net("private", "kbr0", "subnet=10.99.1.0/24", "taps=2", "hostname=khost"))
-    a = guests(h, "kbr0t0", "name=alpha do=dhcp,wait:beta,ping:beta")
+    # Each answers the other's three pings before it ends: a guest that
+    # ended first would leave the other's last ping unanswered.
+    a = guests(h, "kbr0t0", "name=alpha do=dhcp,wait:beta,ping:beta,serve:3:beta")
     a.wait_for(r"NET: lease ip=")
     b = guests(h, "kbr0t1", "name=beta do=dhcp,ping:alpha,serve:3:alpha")
     out_b, out_a = b.passed(), a.passed()
@@ -296,6 +298,7 @@ def test_two_guests_resolve_and_ping_each_other(netns, guests):
     assert len(re.findall(rf"NET: ping alpha \({re.escape(ip_a)}\) seq=\d ok", out_b)) == 3, out_b
     assert len(re.findall(rf"NET: ping beta \({re.escape(ip_b)}\) seq=\d ok", out_a)) == 3, out_a
     assert "NET: served 3 echo requests" in out_b
+    assert "NET: served 3 echo requests" in out_a
 
 
 SNIFF = textwrap.dedent("""
