@@ -7,10 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "sandbox/rules.h"
+#include "sandbox/bpf_fds.h"
+#include "sandbox/filters.h"
 #include "util/terminal.h"
 #include "util/thread_role.h"
 #include "vmm/vm.h"
@@ -20,25 +23,9 @@
 extern const char *const sandbox_syscall_names[];
 extern const unsigned sandbox_syscall_names_count;
 
-/* One list per role, in enum thread_role's order. */
-static const struct sandbox_rules *const role_rules[THREAD_ROLES] = {
-	[THREAD_ROLE_VCPU] = &sandbox_vcpu_rules,
-	[THREAD_ROLE_EVLOOP] = &sandbox_evloop_rules,
-	[THREAD_ROLE_STARTER] = &sandbox_starter_rules,
-	[THREAD_ROLE_BLK_IO] = &sandbox_blk_io_rules,
-	[THREAD_ROLE_NET_IO] = &sandbox_net_io_rules,
-	[THREAD_ROLE_FS_IO] = &sandbox_fs_io_rules,
-	[THREAD_ROLE_P9_IO] = &sandbox_p9_io_rules,
-};
-
-/* The roles whose threads the starter makes: its list holds theirs. */
-static const enum thread_role device_roles[] = { THREAD_ROLE_BLK_IO, THREAD_ROLE_NET_IO,
-						 THREAD_ROLE_FS_IO, THREAD_ROLE_P9_IO };
-
-#define MAX_FDS 64
-static int vm_fd = -1;
-static int vcpu_fds[MAX_FDS];
-static unsigned nvcpu_fds;
+/* Each role's program with this VM's descriptors in (bpf_fds.h): made
+ * once by sandbox_start, before any thread is under a filter. */
+static struct sock_filter *programs[THREAD_ROLES];
 static int test_role = -1; /* SANDBOX_TEST_ENV */
 
 static __thread const char *thread_role_name;
@@ -95,81 +82,19 @@ static void on_sigsys(int sig, siginfo_t *si, void *uctx)
 
 /* ---- filters ---- */
 
-static int add_rule(scmp_filter_ctx ctx, const struct sandbox_rule *r)
-{
-	struct scmp_arg_cmp args[4];
-	unsigned n = r->nargs;
-	memcpy(args, r->args, n * sizeof(args[0]));
-	int rc;
-	switch (r->fd) {
-	case SB_FD_ANY:
-		rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, r->nr, n, args);
-		break;
-	case SB_FD_VM:
-		args[n] = (struct scmp_arg_cmp)SB_ARG_EQ(0, vm_fd);
-		rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, r->nr, n + 1, args);
-		break;
-	case SB_FD_VCPUS:
-		rc = 0;
-		for (unsigned i = 0; i < nvcpu_fds && !rc; i++) {
-			args[n] = (struct scmp_arg_cmp)SB_ARG_EQ(0, vcpu_fds[i]);
-			rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, r->nr, n + 1, args);
-		}
-		break;
-	default:
-		rc = -EINVAL;
-	}
-	/* The same rule twice (two lists sharing one) is no error. */
-	return rc == -EEXIST ? 0 : rc;
-}
-
-static int add_rules(scmp_filter_ctx ctx, const struct sandbox_rules *list)
-{
-	for (size_t i = 0; i < list->n; i++) {
-		int r = add_rule(ctx, &list->rules[i]);
-		if (r)
-			return r;
-	}
-	return 0;
-}
-
+/* This thread only (no TSYNC): every thread gets its own. */
 static int install(enum thread_role role)
 {
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
-	if (!ctx)
-		return -ENOMEM;
-	/* This thread only: every thread gets its own (SCMP_FLTATR_CTL_TSYNC
-	 * stays off). */
-	int r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 0);
-	/* glibc tries clone3 first and falls back to clone, whose flags a
-	 * filter can check: nobody may use clone3. */
-	if (!r)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-	if (!r)
-		r = add_rules(ctx, &sandbox_common_rules);
-	if (!r)
-		r = add_rules(ctx, role_rules[role]);
-	if (!r && role == THREAD_ROLE_STARTER)
-		for (size_t i = 0; i < sizeof(device_roles) / sizeof(device_roles[0]) && !r; i++)
-			r = add_rules(ctx, role_rules[device_roles[i]]);
-#ifdef KHYVE_SANITIZE
-	if (!r)
-		r = add_rules(ctx, &sandbox_sanitizer_rules);
-	if (!r && role == THREAD_ROLE_EVLOOP)
-		r = add_rules(ctx, &sandbox_sanitizer_exit_rules);
-#endif
-	/* The vCPUs' KVM_RUN is the call made most: looked at first. */
-	if (!r)
-		r = seccomp_syscall_priority(ctx, SCMP_SYS(ioctl), 255);
-	if (!r)
-		r = seccomp_load(ctx);
-	seccomp_release(ctx);
-	return r;
+	struct sock_fprog fp = { .len = sandbox_filters[role].len, .filter = programs[role] };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) < 0)
+		return -errno;
+	return 0;
 }
 
 static void enter(enum thread_role role)
 {
-	const char *name = role_rules[role]->name;
+	const char *name = sandbox_filters[role].name;
 	int r = install(role);
 	if (r) {
 		/* The thread cannot go on without the filter it was promised. */
@@ -238,20 +163,57 @@ static int setup_call(int (*fn)(void *), void *arg)
 
 static const struct thread_role_policy policy = { .enter = enter, .setup_call = setup_call };
 
+static void free_programs(void)
+{
+	for (int i = 0; i < THREAD_ROLES; i++) {
+		free(programs[i]);
+		programs[i] = NULL;
+	}
+}
+
+/* Every role's program with the VM's descriptors in, or none. */
+static int make_programs(struct vm *vm, char *err, size_t errlen)
+{
+	unsigned n = vm_vcpu_count(vm);
+	struct sandbox_fds fds = { .vm = (unsigned)vm_kvm_fd(vm),
+				   .vcpu_first = (unsigned)vm_vcpu_kvm_fd(vm, 0), .nvcpu = n };
+	/* vm.c promises them contiguous; a range check needs them so. */
+	for (unsigned i = 0; i < n; i++)
+		if (vm_vcpu_kvm_fd(vm, i) != (int)(fds.vcpu_first + i)) {
+			snprintf(err, errlen, "sandbox: the vCPUs' descriptors are not contiguous");
+			return -EINVAL;
+		}
+	for (int i = 0; i < THREAD_ROLES; i++) {
+		const struct sandbox_filter *f = &sandbox_filters[i];
+		size_t size = f->len * sizeof(*f->prog);
+		programs[i] = malloc(size);
+		if (!programs[i]) {
+			free_programs();
+			snprintf(err, errlen, "sandbox: out of memory");
+			return -ENOMEM;
+		}
+		memcpy(programs[i], f->prog, size);
+		int sites = sandbox_bpf_patch(programs[i], f->len, &fds);
+		if (sites != f->sites) {
+			free_programs();
+			snprintf(err, errlen,
+				 "sandbox: the %s filter's descriptor checks are not what was built "
+				 "(%d found, %u expected)",
+				 f->name, sites, f->sites);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 int sandbox_start(struct vm *vm, char *err, size_t errlen)
 {
-	nvcpu_fds = vm_vcpu_count(vm);
-	if (nvcpu_fds > MAX_FDS) {
-		snprintf(err, errlen, "sandbox: %u vCPUs is more than it handles (%d)", nvcpu_fds,
-			 MAX_FDS);
-		return -E2BIG;
-	}
-	vm_fd = vm_kvm_fd(vm);
-	for (unsigned i = 0; i < nvcpu_fds; i++)
-		vcpu_fds[i] = vm_vcpu_kvm_fd(vm, i);
+	int r = make_programs(vm, err, errlen);
+	if (r)
+		return r;
 	const char *test = getenv(SANDBOX_TEST_ENV);
 	for (int i = 0; test && i < THREAD_ROLES; i++)
-		if (!strcmp(test, role_rules[i]->name))
+		if (!strcmp(test, sandbox_filters[i].name))
 			test_role = i;
 
 	struct sigaction sa;
@@ -261,6 +223,7 @@ int sandbox_start(struct vm *vm, char *err, size_t errlen)
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGSYS, &sa, NULL) < 0) {
 		int e = errno;
+		free_programs();
 		snprintf(err, errlen, "sandbox: SIGSYS handler: %s", strerror(e));
 		return -e;
 	}
@@ -268,9 +231,10 @@ int sandbox_start(struct vm *vm, char *err, size_t errlen)
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 128 * 1024);
 	pthread_t t;
-	int r = pthread_create(&t, &attr, starter_main, NULL);
+	r = pthread_create(&t, &attr, starter_main, NULL);
 	pthread_attr_destroy(&attr);
 	if (r) {
+		free_programs();
 		snprintf(err, errlen, "sandbox: starting the starter thread: %s", strerror(r));
 		return -r;
 	}

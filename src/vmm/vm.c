@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,59 @@ static int vm_ioctl_err(int r, const char *what, char *err, size_t errlen)
 	return -e;
 }
 
+/* The vCPUs' descriptors made contiguous, in index order, so that the
+ * sandbox's filters check "a vCPU of this VM" as one range
+ * (sandbox/bpf_fds.h). Each is made beside its statistics descriptor
+ * (vcpu.c), so they are moved: duplicated into the first free run of
+ * nvcpus numbers above the highest, the originals then closed (the
+ * kvm_run mappings keep no number). */
+static int pack_vcpu_fds(struct vm *vm)
+{
+	unsigned n = vm->nvcpus;
+	int top = 0;
+	bool packed = true;
+	for (unsigned i = 0; i < n; i++) {
+		packed = packed && vm->vcpus[i].fd == vm->vcpus[0].fd + (int)i;
+		if (vm->vcpus[i].fd > top)
+			top = vm->vcpus[i].fd;
+	}
+	if (packed)
+		return 0;
+	int *fds = calloc(n, sizeof(*fds));
+	if (!fds)
+		return -ENOMEM;
+	int from = top + 1;
+	unsigned made = 0;
+	while (made < n) {
+		/* The lowest free number at or above the one wanted: another
+		 * descriptor holds the wanted one when it is not. */
+		int want = made ? fds[0] + (int)made : from;
+		int fd = fcntl(vm->vcpus[made].fd, F_DUPFD_CLOEXEC, want);
+		if (fd < 0) {
+			int e = errno;
+			for (unsigned i = 0; i < made; i++)
+				close(fds[i]);
+			free(fds);
+			return -e;
+		}
+		if (fd == want || !made) {
+			fds[made++] = fd;
+			continue;
+		}
+		for (unsigned i = 0; i < made; i++)
+			close(fds[i]);
+		close(fd);
+		from = fd;
+		made = 0;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		close(vm->vcpus[i].fd);
+		vm->vcpus[i].fd = fds[i];
+	}
+	free(fds);
+	return 0;
+}
+
 int vm_create(const struct vm_options *opt, struct vm **out, char *err, size_t errlen)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
@@ -271,6 +325,10 @@ int vm_create(const struct vm_options *opt, struct vm **out, char *err, size_t e
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		if ((r = vcpu_init(vm, &vm->vcpus[i], i, cpuid, err, errlen)))
 			goto fail;
+	if ((r = pack_vcpu_fds(vm))) {
+		snprintf(err, errlen, "placing the vCPUs' descriptors: %s", strerror(-r));
+		goto fail;
+	}
 	free(cpuid);
 	cpuid = NULL;
 

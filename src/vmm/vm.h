@@ -42,7 +42,8 @@ const struct guest_mem *vm_mem(struct vm *vm);
 struct evloop *vm_loop(struct vm *vm);
 unsigned vm_vcpu_count(const struct vm *vm);
 /* The KVM descriptors of the VM and of vCPU index, for the sandbox's
- * filters (which allow ioctls on these only). */
+ * filters (which allow ioctls on these only). The vCPUs' are contiguous:
+ * vCPU i's is vCPU 0's plus i. */
 int vm_kvm_fd(const struct vm *vm);
 int vm_vcpu_kvm_fd(const struct vm *vm, unsigned index);
 uint32_t vm_apic_id(const struct vm *vm, unsigned index);
