@@ -20,7 +20,8 @@
 
 /* syscall_names.c, generated at build time from libseccomp's own table:
  * the SIGSYS handler may not allocate, so no lookup happens there. */
-extern const char *const sandbox_syscall_names[];
+extern const char sandbox_syscall_name_text[];
+extern const unsigned short sandbox_syscall_name_at[]; /* 0: none */
 extern const unsigned sandbox_syscall_names_count;
 
 /* Each role's program with this VM's descriptors in (bpf_fds.h): made
@@ -62,8 +63,8 @@ static void on_sigsys(int sig, siginfo_t *si, void *uctx)
 	terminal_restore();
 	int nr = si->si_syscall;
 	const char *name = nr >= 0 && (unsigned)nr < sandbox_syscall_names_count &&
-					   sandbox_syscall_names[nr]
-				   ? sandbox_syscall_names[nr]
+					   sandbox_syscall_name_at[nr]
+				   ? sandbox_syscall_name_text + sandbox_syscall_name_at[nr]
 				   : "?";
 	char buf[200];
 	size_t n = 0, cap = sizeof(buf) - 1;
