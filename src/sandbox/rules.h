@@ -7,7 +7,10 @@
  *   SB_ALLOW_IF(tgkill, SB_ARG_EQ(2, SIGUSR1))  every condition must hold
  *   SB_IOCTL(SB_FD_VCPUS, KVM_RUN)         this request, on these fds only
  *
- * Rules for one call are alternatives: any rule that matches allows it. */
+ * Rules for one call are alternatives: any rule that matches allows it.
+ * The lists are compiled at build time (gen_filters.c, compile.c): khyve
+ * itself holds only the BPF programs made of them, and a rule bound to a
+ * descriptor (SB_FD_VM, SB_FD_VCPUS) gets the VM's at start (bpf_fds.h). */
 #pragma once
 #include <seccomp.h>
 #include <stddef.h>
