@@ -17,6 +17,19 @@
  * A case fails when khyve answers anything but what is expected; what the
  * host checks afterwards (the secret and the share's listing) is the
  * integration test's part.
+ *
+ * Options (the command line), for a share served by khyve run as a user
+ * (tests/integration/test_unprivileged.py):
+ *   make=1  after the hostile cases: create "made" (mode 0640) and write,
+ *           read back and fsync it; mkdir "gdir" and create "gdir/inner";
+ *           the host checks that they are the user's.
+ *   ro=1    a read-only share, instead of the hostile cases (which write):
+ *           create, mkdir, an open for writing, a truncating open, setattr,
+ *           unlinkat and rename each get EROFS; "file" still reads.
+ *   private=1  "private" lies in the share, unreadable for khyve's user on
+ *           the host: its open gets EACCES and a chmod of it EPERM (or
+ *           EROFS on a ro share): the host's permissions hold.
+ *   P9: <case> ok | err <errno>
  */
 #include "guest.h"
 #include "pci.h"
@@ -125,6 +138,170 @@ static void walk_short(const char *name, const char *const *names, unsigned coun
         test_fail("%s: the whole walk succeeded", name);
 }
 
+/* Walk from the root fid to fid newfid; the Rwalk must reach the end. */
+static void walk_to(uint32_t newfid, const char *const *names, unsigned count)
+{
+    unsigned err = 0;
+    walk(0, newfid, names, count);
+    if (rpc(&err) != 111 || le(in + 7, 2) != count)
+        test_fail("walk to fid %u: %u", newfid, err);
+}
+
+static void clunk(uint32_t fid)
+{
+    unsigned err = 0;
+    begin(120, 1);
+    put(fid, 4);
+    if (rpc(&err) != 121)
+        test_fail("clunk %u: %u", fid, err);
+}
+
+static void lcreate(uint32_t fid, const char *name, uint32_t flags, uint32_t mode)
+{
+    begin(14, 1);
+    put(fid, 4);
+    str(name);
+    put(flags, 4);
+    put(mode, 4);
+    put(0, 4);
+}
+
+static void mkdir_msg(const char *name)
+{
+    begin(72, 1);
+    put(0, 4);
+    str(name);
+    put(0755, 4);
+    put(0, 4);
+}
+
+static void lopen(uint32_t fid, uint32_t flags)
+{
+    begin(12, 1);
+    put(fid, 4);
+    put(flags, 4);
+}
+
+static void chmod_msg(uint32_t fid, uint32_t mode)
+{
+    begin(26, 1);
+    put(fid, 4);
+    put(1, 4); /* P9_SETATTR_MODE */
+    put(mode, 4);
+    for (unsigned i = 0; i < 2; i++)
+        put(0, 4);
+    for (unsigned i = 0; i < 5; i++)
+        put(0, 8);
+}
+
+/* A reply that must be of type want; says "P9: name ok". */
+static void expect_ok(const char *name, uint8_t want)
+{
+    unsigned err = 0;
+    if (rpc(&err) != want)
+        test_fail("%s: errno %u", name, err);
+    printf("P9: %s ok\n", name);
+}
+
+static void write_file(uint32_t fid, const char *text)
+{
+    unsigned l = (unsigned)strlen(text);
+    begin(118, 1);
+    put(fid, 4);
+    put(0, 8);
+    put(l, 4);
+    memcpy(out + n, text, l);
+    n += l;
+    unsigned err = 0;
+    if (rpc(&err) != 119 || le(in + 7, 4) != l)
+        test_fail("write %u bytes: errno %u", l, err);
+}
+
+static void read_file(uint32_t fid, const char *want)
+{
+    unsigned err = 0;
+    begin(116, 1);
+    put(fid, 4);
+    put(0, 8);
+    put(200, 4);
+    if (rpc(&err) != 117)
+        test_fail("read: errno %u", err);
+    unsigned cnt = le(in + 7, 4);
+    if (cnt != strlen(want) || memcmp(in + 11, want, cnt))
+        test_fail("read %u bytes, not the %u written", cnt, (unsigned)strlen(want));
+}
+
+/* Files made by the guest: the host checks their owner. */
+static void make_files(void)
+{
+    static const char *const dot[] = { "." };
+    walk_to(10, dot, 1);
+    lcreate(10, "made", 2 | 0100, 0640); /* O_RDWR | O_CREAT */
+    expect_ok("create-made", 15);
+    write_file(10, "made by the guest\n");
+    read_file(10, "made by the guest\n");
+    begin(50, 1);
+    put(10, 4);
+    put(0, 4);
+    expect_ok("fsync-made", 51);
+    clunk(10);
+    mkdir_msg("gdir");
+    expect_ok("mkdir-gdir", 73);
+    static const char *const gdir[] = { "gdir" };
+    walk_to(11, gdir, 1);
+    lcreate(11, "inner", 1 | 0100, 0644);
+    expect_ok("create-inner", 15);
+    write_file(11, "inner\n");
+    clunk(11);
+}
+
+/* Every write a ro share must refuse, and the read it must allow. */
+static void ro_cases(void)
+{
+    static const char *const dot[] = { "." };
+    static const char *const file[] = { "file" };
+    walk_to(10, dot, 1);
+    lcreate(10, "made", 2 | 0100, 0644);
+    expect_err("ro-create", 30);
+    mkdir_msg("gdir");
+    expect_err("ro-mkdir", 30);
+    walk_to(11, file, 1);
+    lopen(11, 2); /* O_RDWR */
+    expect_err("ro-open-rdwr", 30);
+    lopen(11, 01000); /* O_RDONLY | O_TRUNC */
+    expect_err("ro-open-trunc", 30);
+    chmod_msg(11, 0666);
+    expect_err("ro-chmod", 30);
+    begin(76, 1);
+    put(0, 4);
+    str("file");
+    put(0, 4);
+    expect_err("ro-unlink", 30);
+    begin(74, 1);
+    put(0, 4);
+    str("file");
+    put(0, 4);
+    str("moved");
+    expect_err("ro-rename", 30);
+    lopen(11, 0);
+    expect_ok("ro-open-read", 13);
+    read_file(11, "hello from the host\n");
+    printf("P9: ro-read ok\n");
+    clunk(11);
+    clunk(10);
+}
+
+static void private_cases(bool ro)
+{
+    static const char *const priv[] = { "private" };
+    walk_to(12, priv, 1);
+    lopen(12, 0);
+    expect_err("private-open", 13); /* EACCES */
+    chmod_msg(12, 0644);
+    expect_err("private-chmod", ro ? 30 : 1);
+    clunk(12);
+}
+
 int main(void)
 {
     int bdf = pci_find_device(0x1af4, 0x1049, 0);
@@ -165,6 +342,14 @@ int main(void)
     if (rpc(&err) != 105)
         test_fail("Tattach: %u", err);
     printf("P9: session ok\n");
+    bool ro = cmdline_get_u64("ro", 0, 0) != 0;
+    if (cmdline_get_u64("private", 0, 0))
+        private_cases(ro);
+    if (ro) {
+        ro_cases();
+        virtio_reset(&d);
+        return 0;
+    }
 
     static const char *const dots[] = { "..", "..", "..", "secret" };
     walk_short("walk-dotdot", dots, 4);
@@ -277,6 +462,8 @@ int main(void)
     unsigned cnt = le(in + 7, 4);
     in[11 + cnt] = 0;
     printf("P9: file says %s", (char *)in + 11);
+    if (cmdline_get_u64("make", 0, 0))
+        make_files();
     virtio_reset(&d);
     return 0;
 }

@@ -252,6 +252,77 @@ def test_gdb_stub(user):
             p.kill()
 
 
+def p9_share(user, name):
+    """A share the user owns, laid out as tests/guests/virtio9p expects,
+    with "private" (root's, 0600) in it and "secret" (root's) beside it."""
+    d = shared_dir(user, name)
+    share = os.path.join(d, "share")
+    os.makedirs(os.path.join(share, "dir"))
+    with open(os.path.join(share, "file"), "w") as f:
+        f.write("hello from the host\n")
+    os.symlink("../secret", os.path.join(share, "out"))
+    os.symlink("..", os.path.join(share, "up"))
+    for p in ("", "dir", "file", "out", "up"):
+        os.lchown(os.path.join(share, p), UID, GID)
+    for p, text in (("share/private", "private to root\n"), ("secret", "host secret\n")):
+        with open(os.path.join(d, p), "w") as f:
+            f.write(text)
+        os.chmod(os.path.join(d, p), 0o600)
+    return d, share
+
+
+def run_9p(user, share, opts, append):
+    return as_user(user, [KHYVE, "-m", "32M", "-l", "com1,stdio", "--debug-exit", "-D",
+                          "-s", "0,hostbridge", "-s", f"4,virtio-9p,share={share}{opts}",
+                          "-s", "31,lpc", "--kernel", guest("virtio9p"), "--append", append,
+                          "u10"])
+
+
+def owner(path):
+    st = os.lstat(path)
+    return st.st_uid, st.st_gid
+
+
+def test_9p_share_as_the_user(user):
+    """The guest's files are the user's on the host; the hostile cases hold
+    as they do for root; root's private file stays closed (the host's
+    permissions, not the guest's idea of them)."""
+    d, share = p9_share(user, "p9rw")
+    r = run_9p(user, share, "", "make=1 private=1")
+    assert r.returncode == 1 and "PASS" in r.stdout and "FAIL" not in r.stdout, r
+    for case in ("tag=share", "private-open err 13", "private-chmod err 1", "walk-dotdot",
+                 "open-symlink err 40", "create-over-symlink err 40", "link-symlink err 1",
+                 "file says hello from the host", "create-made ok", "fsync-made ok",
+                 "mkdir-gdir ok", "create-inner ok"):
+        assert f"P9: {case}" in r.stdout, (case, r)
+    assert "host secret" not in r.stdout and "private to root" not in r.stdout, r
+    made = os.path.join(share, "made")
+    assert open(made).read() == "made by the guest\n"
+    assert stat.S_IMODE(os.stat(made).st_mode) == 0o640
+    assert open(os.path.join(share, "gdir", "inner")).read() == "inner\n"
+    for p in ("made", "gdir", "gdir/inner"):
+        assert owner(os.path.join(share, p)) == (UID, GID), p
+    priv = os.path.join(share, "private")
+    assert owner(priv) == (0, 0) and stat.S_IMODE(os.stat(priv).st_mode) == 0o600
+    assert open(priv).read() == "private to root\n"
+    assert open(os.path.join(d, "secret")).read() == "host secret\n"
+    assert sorted(os.listdir(d)) == ["secret", "share"]
+
+
+def test_9p_ro_share_as_the_user(user):
+    d, share = p9_share(user, "p9ro")
+    before = sorted(os.listdir(share))
+    r = run_9p(user, share, ",ro", "ro=1 private=1")
+    assert r.returncode == 1 and "PASS" in r.stdout and "FAIL" not in r.stdout, r
+    for case in ("ro-create err 30", "ro-mkdir err 30", "ro-open-rdwr err 30",
+                 "ro-open-trunc err 30", "ro-chmod err 30", "ro-unlink err 30",
+                 "ro-rename err 30", "ro-open-read ok", "ro-read ok", "private-open err 13",
+                 "private-chmod err 30"):
+        assert f"P9: {case}" in r.stdout, (case, r)
+    assert sorted(os.listdir(share)) == before
+    assert open(os.path.join(share, "file")).read() == "hello from the host\n"
+
+
 # ---- bad input ----
 
 def test_no_kvm_access_names_the_group(user):
