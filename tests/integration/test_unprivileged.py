@@ -1,15 +1,12 @@
 """khyve as a user in the kvm group, not root (issue 13).
 
-The test makes the user: in a mount namespace of each command's own, a
-copy of /etc/passwd and /etc/group with a user "khyveuser" and a group
-"kvm" is mounted over the real ones (the test host's / is read-only), and
-the command runs under setpriv as that user with that user's groups.
-/dev/kvm is made group kvm, mode 0660, for the test. The user's
-$XDG_RUNTIME_DIR is /run/user/UID, as pam_systemd makes it.
+The test makes the user (tests/integration/unpriv_user.py says how).
 
 Everything but creating a tap works: direct boot, khyveload then khyve,
-khyvectl, vmrun, slirp, a tap the user owns, the gdb stub, a serial pty;
-and the runtime directory is $XDG_RUNTIME_DIR/khyve. Bad input: no access
+khyvectl, vmrun, slirp, a tap the user owns, the gdb stub, a serial pty,
+virtio-9p shares; and the runtime directory is $XDG_RUNTIME_DIR/khyve.
+(virtio-fs through the user's own virtiofsd and khyve-run as the user need
+a Linux guest: tests/svm/test_unprivileged_linux.py.) Bad input: no access
 to /dev/kvm names the group to join; a runtime directory of someone else,
 or open to others, is refused. Root only (it makes the user)."""
 import os
@@ -24,71 +21,26 @@ import pytest
 
 from conftest import BUILD, KHYVE, KHYVECTL, ROOT, SANITIZED, TIMEOUT, guest
 
+import unpriv_user as U
+from unpriv_user import GID, UID, XDG, user_env
+
 KHYVELOAD = os.path.join(BUILD, "src", "cmd", "khyveload")
 VMRUN = os.path.join(BUILD, "src", "cmd", "vmrun")
-UID, GID, KVM_GID = 4242, 4242, 4343
-USER = "khyveuser"
-XDG = f"/run/user/{UID}"
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv")
-                                or not shutil.which("unshare"),
-                                reason="needs root, setpriv and unshare (it makes the user)")
+pytestmark = pytest.mark.skipif(U.usable() is not None, reason=str(U.usable()))
 
 
 @pytest.fixture(scope="module")
 def user(tmp_path_factory):
-    """The etc files, /dev/kvm for group kvm, the user's directories."""
-    etc = tmp_path_factory.mktemp("etc")
-    passwd, group = etc / "passwd", etc / "group"
-    with open("/etc/passwd") as f:
-        passwd.write_text(f.read() + f"{USER}:x:{UID}:{GID}::/tmp/{USER}:/bin/sh\n")
-    with open("/etc/group") as f:
-        lines = [l for l in f.read().splitlines() if not l.startswith("kvm:")]
-    group.write_text("\n".join(lines + [f"{USER}:x:{GID}:", f"kvm:x:{KVM_GID}:{USER}"]) + "\n")
-    home = f"/tmp/{USER}"
-    for d in (home, XDG):
-        shutil.rmtree(d, ignore_errors=True)
-        os.makedirs(d, mode=0o700)
-        os.chown(d, UID, GID)
-        os.chmod(d, 0o700)
-    kvm = os.environ.get("KHYVE_KVM_DEVICE") or "/dev/kvm"
-    st = os.stat(kvm)
-    os.chown(kvm, 0, KVM_GID)
-    os.chmod(kvm, 0o660)
-    try:
-        yield {"passwd": str(passwd), "group": str(group), "home": home}
-    finally:
-        os.chown(kvm, st.st_uid, st.st_gid)
-        os.chmod(kvm, stat.S_IMODE(st.st_mode))
-        shutil.rmtree(home, ignore_errors=True)
-        shutil.rmtree(XDG, ignore_errors=True)
+    with U.kvm_user(str(tmp_path_factory.mktemp("etc"))) as u:
+        yield u
 
 
-def user_env(extra=None, xdg=True):
-    e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": f"/tmp/{USER}", "USER": USER,
-         "LOGNAME": USER, "LANG": "C.UTF-8"}
-    if xdg:
-        e["XDG_RUNTIME_DIR"] = XDG
-    for k, v in os.environ.items():
-        if k.startswith("ASAN_") or k.startswith("UBSAN_") or k == "KHYVE_KVM_DEVICE":
-            e[k] = v
-    e.update(extra or {})
-    return e
-
-
-def as_user_argv(user, argv, kvm_group=True):
-    """argv as the user, in a mount namespace that knows the user."""
-    groups = ["--init-groups"] if kvm_group else ["--groups", str(GID)]
-    script = ('mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && '
-              'exec "$@"')
-    return ["unshare", "-m", "sh", "-c", script, "sh", user["passwd"], user["group"],
-            "setpriv", f"--reuid={UID}", f"--regid={GID}", *groups, "--", *argv]
+as_user_argv = U.as_user_argv
 
 
 def as_user(user, argv, input=None, env=None, kvm_group=True, timeout=TIMEOUT):
-    r = subprocess.run(as_user_argv(user, argv, kvm_group), input=input, capture_output=True,
-                       text=True, errors="replace", env=env or user_env(), timeout=timeout,
-                       stdin=None if input is not None else subprocess.DEVNULL)
+    r = U.as_user(user, argv, input=input, env=env, kvm_group=kvm_group, timeout=timeout)
     assert "Sanitizer" not in r.stderr and "runtime error" not in r.stderr, r
     return r
 
@@ -114,12 +66,7 @@ def wait_text(p, text, timeout=TIMEOUT):
         time.sleep(0.02)
 
 
-def shared_dir(user, name):
-    """A directory the user owns, for its images, sockets and links."""
-    d = os.path.join(user["home"], name)
-    os.makedirs(d, exist_ok=True)
-    os.chown(d, UID, GID)
-    return d
+shared_dir = U.user_dir  # for its images, sockets and links
 
 
 def test_direct_boot_and_the_runtime_dir(user):
