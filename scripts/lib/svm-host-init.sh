@@ -4,7 +4,7 @@
 # Loads 9p/virtio/kvm-amd/net modules, mounts the host's root (9p tag
 # "hostroot", read-only) at /newroot with fresh proc/sys/dev/tmpfs mounts,
 # mounts the read-write shares listed in the control share (tag "svmctl")
-# at their host paths, chroots there and runs /run/svm-host/cmd.sh with
+# at their host paths, makes that the root (in_root) and runs /run/svm-host/cmd.sh with
 # stdout on ttyS0 and stderr on ttyS1. Marker lines on ttyS0, all prefixed
 # with "SVM-HOST-<nonce>" (nonce from the kernel command line):
 #   -BEGIN        the command starts (everything before is boot noise)
@@ -100,6 +100,14 @@ ip link set lo up 2>/dev/null
 stty -F /dev/ttyS0 raw -echo 2>/dev/null
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
 
+# The command's root is $R moved onto / in a mount namespace of its own, as
+# switch_root leaves a real host, not a chroot: the kernel refuses to make
+# user namespaces in a chroot (EPERM), and a user's `unshare -r` (virtiofsd
+# as a user, khyve-run's) must work here as it does on a host.
+in_root() {
+	unshare -m sh -c 'cd "$1" && mount --move . / && shift && exec chroot . "$@"' sh "$R" "$@"
+}
+
 # A heartbeat that svm-host watches: when it stops, this test host has
 # stopped running (a TCG stall), whatever its CPU looks like from outside.
 (n=0; while echo $n >/ctl/heartbeat 2>/dev/null; do n=$((n + 1)); sleep 5; done) &
@@ -110,11 +118,11 @@ if [ "${INTERACTIVE:-0}" = 1 ]; then
 	# The console is the user's terminal: a tty in its usual modes, of the
 	# terminal's size, controlling the command's session.
 	stty -F /dev/ttyS0 sane ${ROWS:+rows $ROWS} ${COLS:+cols $COLS} 2>/dev/null
-	chroot $R /usr/bin/setsid -c -w /bin/sh /run/svm-host/cmd.sh </dev/ttyS0 >/dev/ttyS0 2>&1
+	in_root /usr/bin/setsid -c -w /bin/sh /run/svm-host/cmd.sh </dev/ttyS0 >/dev/ttyS0 2>&1
 	rc=$?
 	stty -F /dev/ttyS0 raw -echo 2>/dev/null
 elif [ "${STDIO_TTY:-0}" = 1 ]; then
-	chroot $R /bin/sh /run/svm-host/cmd.sh </dev/null >/dev/ttyS0 2>/dev/ttyS1
+	in_root /bin/sh /run/svm-host/cmd.sh </dev/null >/dev/ttyS0 2>/dev/ttyS1
 	rc=$?
 else
 	# stdout/stderr are pipes, as when the caller captures the output.
@@ -123,7 +131,7 @@ else
 	p1=$!
 	cat /tmp/err >/dev/ttyS1 &
 	p2=$!
-	chroot $R /bin/sh /run/svm-host/cmd.sh </dev/null >/tmp/out 2>/tmp/err
+	in_root /bin/sh /run/svm-host/cmd.sh </dev/null >/tmp/out 2>/tmp/err
 	rc=$?
 	wait $p1 $p2
 fi

@@ -6,7 +6,8 @@ The test host's / is read-only, so the user exists only for the commands
 run through as_user_argv: in a mount namespace of each command's own, a
 copy of /etc/passwd and /etc/group with a user "khyveuser" and a group
 "kvm" is mounted over the real ones, and the command runs under setpriv
-as that user with that user's groups. /dev/kvm is made group kvm, mode
+as that user with that user's groups; /etc/subuid and /etc/subgid get
+the user's subordinate ids the same way. /dev/kvm is made group kvm, mode
 0660, while the user exists. The user's $XDG_RUNTIME_DIR is /run/user/UID,
 as pam_systemd makes it; its home is /tmp/khyveuser."""
 import contextlib
@@ -20,6 +21,7 @@ UID, GID, KVM_GID = 4242, 4242, 4343
 USER = "khyveuser"
 XDG = f"/run/user/{UID}"
 HOME = f"/tmp/{USER}"
+SUBID_START, SUBID_COUNT = 300000, 65536
 
 
 def usable():
@@ -44,6 +46,15 @@ def kvm_user(etc_dir=None):
         lines = [l for l in f.read().splitlines() if not l.startswith("kvm:")]
     with open(group, "w") as out:
         out.write("\n".join(lines + [f"{USER}:x:{GID}:", f"kvm:x:{KVM_GID}:{USER}"]) + "\n")
+    # Subordinate ids, as Debian's useradd gives a new user (login.defs
+    # SUB_UID_COUNT): for user namespaces made with newuidmap/newgidmap.
+    # Only where the files exist to be mounted over (the root is read-only).
+    subids = {}
+    for name in ("subuid", "subgid"):
+        if os.path.exists(f"/etc/{name}"):
+            subids[name] = os.path.join(etc, name)
+            with open(f"/etc/{name}") as f, open(subids[name], "w") as out:
+                out.write(f.read() + f"{USER}:{SUBID_START}:{SUBID_COUNT}\n")
     for d in (HOME, XDG):
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d, mode=0o700)
@@ -54,7 +65,7 @@ def kvm_user(etc_dir=None):
     os.chown(kvm, 0, KVM_GID)
     os.chmod(kvm, 0o660)
     try:
-        yield {"passwd": passwd, "group": group, "home": HOME}
+        yield {"passwd": passwd, "group": group, "home": HOME, **subids}
     finally:
         os.chown(kvm, st.st_uid, st.st_gid)
         os.chmod(kvm, stat.S_IMODE(st.st_mode))
@@ -79,9 +90,10 @@ def user_env(extra=None, xdg=True):
 def as_user_argv(user, argv, kvm_group=True):
     """argv as the user, in a mount namespace that knows the user."""
     groups = ["--init-groups"] if kvm_group else ["--groups", str(GID)]
-    script = ('mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && '
-              'exec "$@"')
-    return ["unshare", "-m", "sh", "-c", script, "sh", user["passwd"], user["group"],
+    files = [n for n in ("passwd", "group", "subuid", "subgid") if n in user]
+    script = ("".join(f'mount --bind "${i + 1}" /etc/{n} && ' for i, n in enumerate(files))
+              + f'shift {len(files)} && exec "$@"')
+    return ["unshare", "-m", "sh", "-c", script, "sh", *(user[n] for n in files),
             "setpriv", f"--reuid={UID}", f"--regid={GID}", *groups, "--", *argv]
 
 
