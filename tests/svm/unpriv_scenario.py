@@ -15,8 +15,10 @@ item 2); run as root inside the SVM test host, which makes the user
    renames and deletes, and tries root's 0600 file. The host then looks
    at what the guest made.
 2. khyve_run: `khyve-run -- sh -c 'id -u; echo hi > x; exit 7'` run by
-   the user in a directory of its own (--rw), and once more with the
-   command writing into a directory the user may not write.
+   the user in a directory of its own (--rw); once more with the command
+   writing into a directory the user may not write; and as a user without
+   subordinate ids, for whom virtiofsd cannot run: refused in one line with
+   the cloud kernel (no 9p), 9p instead with the generic kernel.
 
 Prints one JSON object (the facts) on stdout.
 usage: unpriv_scenario.py --khyve PATH --kit DIR [--only PART]
@@ -159,30 +161,44 @@ def part_virtiofs(a, user, facts):
     }
 
 
+def kit_kernel(kit_root, which):
+    kenv = K.read_env(os.path.join(kit_root, which, "kit.env"))
+    return os.path.join(kit_root, "pkgs", kenv["KERNEL_PACKAGE"], "boot",
+                        f"vmlinuz-{kenv['KERNEL_VERSION']}")
+
+
 def part_khyve_run(a, user, facts):
-    """khyve-run as the user, its kernel the kit's, its cache the user's."""
-    kenv = K.read_env(os.path.join(a.kit, "kit.env"))
+    """khyve-run as the user, its kernels the kits', its cache the user's."""
     kit_root = os.path.dirname(os.path.abspath(a.kit))
-    kernel = os.path.join(kit_root, "pkgs", kenv["KERNEL_PACKAGE"], "boot",
-                          f"vmlinuz-{kenv['KERNEL_VERSION']}")
+    cloud = kit_kernel(kit_root, "linux")  # virtio-fs, no 9p
+    generic = kit_kernel(kit_root, "svm")  # virtio-fs and 9p
     khyve_run = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(a.khyve))),
                              "khyve-run")
     work = U.user_dir(user, "krun")
     locked = os.path.join(work, "locked")
     os.makedirs(locked)  # root's, 0755: the user may not write in it
-    for name, script in (("run", "id -u; echo hi > x; exit 7"),
-                         ("locked", "echo no > locked/y; echo status $?")):
+    # Without subordinate ids (no /etc/subuid or /etc/subgid entry):
+    # virtiofsd cannot drop the user's groups.
+    bare = {k: v for k, v in user.items() if k not in ("subuid", "subgid")}
+    for name, who, kernel, script in (
+            ("run", user, cloud, "id -u; echo hi > x; exit 7"),
+            ("locked", user, cloud, "echo no > locked/y; echo status $?"),
+            ("nosubids", bare, cloud, "echo ran"),
+            ("fallback9p", bare, generic,
+             "grep -c ' 9p ' /proc/mounts; grep -c virtiofs /proc/mounts; id -u; "
+             "echo over 9p > y")):
         t0 = time.monotonic()
         try:
-            r = U.as_user(user, [khyve_run, "--kernel", kernel, "--rw", work, "--",
-                                 "sh", "-c", script], cwd=work, timeout=a.timeout)
+            r = U.as_user(who, [khyve_run, "--kernel", kernel, "--rw", work, "--",
+                                "sh", "-c", script], cwd=work, timeout=a.timeout)
             facts[name] = {"status": r.returncode, "stdout": r.stdout[-3000:],
                            "stderr": r.stderr[-4000:]}
         except subprocess.TimeoutExpired:
             facts[name] = {"timeout": True}
         facts[name]["seconds"] = round(time.monotonic() - t0, 1)
-    x = os.path.join(work, "x")
-    facts["x"] = {"text": read(x), "owner": owner(x) if os.path.exists(x) else None}
+    for f in ("x", "y"):
+        path = os.path.join(work, f)
+        facts[f] = {"text": read(path), "owner": owner(path) if os.path.exists(path) else None}
     facts["locked_listing"] = os.listdir(locked)
 
 
@@ -197,6 +213,7 @@ def main():
     ap.add_argument("--timeout", type=int, default=240)
     ap.add_argument("--sandbox", default="namespace", choices=("namespace", "chroot"))
     a = ap.parse_args()
+    a.khyve = os.path.abspath(a.khyve)
     os.environ.setdefault("KHYVE_KIT_DIR", os.path.dirname(os.path.abspath(a.kit)))
     facts = {"uid": U.UID, "gid": U.GID}
     why = U.usable()
