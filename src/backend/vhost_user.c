@@ -220,15 +220,19 @@ static int read_full(struct vhost_user *vu, uint8_t *buf, size_t len, int64_t de
 				close(fd);
 			}
 		}
+		/* A back end that exits as it starts (virtiofsd that may not
+		 * drop its groups, as a user) hangs up here: its own output
+		 * has the reason, which khyve cannot know. */
+		if (r == 0 || (r < 0 && errno == ECONNRESET)) {
+			snprintf(why, whylen,
+				 "%s: the back end hung up before answering %s (did it fail to start? "
+				 "its own messages say why)", vu->path, what);
+			return -ECONNRESET;
+		}
 		if (r < 0) {
 			snprintf(why, whylen, "%s: reading the answer to %s: %s", vu->path, what,
 				 strerror(errno));
 			return -errno;
-		}
-		if (r == 0) {
-			snprintf(why, whylen, "%s: the back end closed the connection at %s", vu->path,
-				 what);
-			return -ECONNRESET;
 		}
 		got += (size_t)r;
 	}

@@ -55,6 +55,20 @@ def test_virtiofs_by_the_users_own_virtiofsd(facts):
     assert h["private"] == "root's own\n" and h["private_owner"] == [0, 0], why
 
 
+def test_virtiofsd_that_cannot_start_is_one_line(facts):
+    """Under a plain `unshare -r` (no subordinate ids) virtiofsd exits as it
+    starts (it may not drop the user's groups): khyve says the back end
+    hung up, in one line, exit 4."""
+    f = facts["virtiofs"]
+    why = json.dumps(f, indent=1)
+    r = f["plain"]
+    assert "setgroups() failed" in r["virtiofsd_log"], why
+    assert r["status"] == 4, why
+    lines = r["stderr"].strip().splitlines()
+    assert len(lines) == 1 and "virtio-fs" in lines[0], why
+    assert "the back end hung up before answering" in lines[0], why
+
+
 def test_khyve_run_as_the_user(facts):
     f = facts["khyve_run"]
     why = json.dumps(f, indent=1)

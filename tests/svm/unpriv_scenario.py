@@ -13,7 +13,9 @@ item 2); run as root inside the SVM test host, which makes the user
    by the user, boots the kit with -s 5,virtio-fs,socket=SOCK,tag=ushare;
    the guest mounts the share, reads the host's file, creates, writes,
    renames and deletes, and tries root's 0600 file. The host then looks
-   at what the guest made.
+   at what the guest made. Then the same virtiofsd under a plain
+   `unshare -r` (no subordinate ids): it exits at start, and khyve says
+   the back end hung up.
 2. khyve_run: `khyve-run -- sh -c 'id -u; echo hi > x; exit 7'` run by
    the user in a directory of its own (--rw); once more with the command
    writing into a directory the user may not write; and as a user without
@@ -65,18 +67,18 @@ LISTEN = ("import os, socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys
           "s.listen(1); os.dup2(s.fileno(), 3); os.execvp(sys.argv[2], sys.argv[2:])")
 
 
-def virtiofsd_argv(sock, src, sandbox):
+def virtiofsd_argv(sock, src, sandbox, subids=True):
     if shutil.which("systemd-socket-activate"):
         listen = ["systemd-socket-activate", "-l", sock]
     else:
         listen = ["/usr/bin/python3", "-c", LISTEN, sock]
-    return listen + ["unshare", "--map-root-user", "--map-auto", "--", VIRTIOFSD, "--fd=3",
-                     "-o", f"source={src}", "-o", "cache=auto"] + \
+    ns = ["unshare", "--map-root-user"] + (["--map-auto"] if subids else [])
+    return listen + ns + ["--", VIRTIOFSD, "--fd=3", "-o", f"source={src}", "-o", "cache=auto"] + \
         ([] if sandbox == "namespace" else ["-o", f"sandbox={sandbox}"])
 
 
-def start_virtiofsd(user, sock, src, log, sandbox):
-    argv = virtiofsd_argv(sock, src, sandbox)
+def start_virtiofsd(user, sock, src, log, sandbox, subids=True):
+    argv = virtiofsd_argv(sock, src, sandbox, subids)
     with open(log, "wb") as f:
         p = subprocess.Popen(U.as_user_argv(user, argv), stdin=subprocess.DEVNULL,
                              stdout=f, stderr=subprocess.STDOUT, env=U.user_env())
@@ -149,6 +151,21 @@ def part_virtiofs(a, user, facts):
         vfsd.kill()
     vfsd.wait()
     facts["virtiofsd_log"] = read(os.path.join(work, "vfsd"))[-2000:]
+    # Without subordinate ids (plain unshare -r), virtiofsd exits as it
+    # starts: it may not drop the user's groups. khyve says the back end
+    # hung up, in one line, at once.
+    sock2 = os.path.join(U.XDG, "vfs-plain.sock")
+    log2 = os.path.join(work, "vfsd-plain")
+    vfsd2, _ = start_virtiofsd(user, sock2, src, log2, a.sandbox, subids=False)
+    r = U.as_user(user, [a.khyve, "-m", "128M", "-s", "0,hostbridge",
+                         "-s", f"5,virtio-fs,socket={sock2},tag={TAG}", "-s", "31,lpc",
+                         "--kernel", os.path.join(a.kit, "vmlinux"), "-D", "uvfs2"],
+                  timeout=60)
+    facts["plain"] = {"status": r.returncode, "stderr": r.stderr}
+    if vfsd2.poll() is None:
+        vfsd2.kill()
+    vfsd2.wait()
+    facts["plain"]["virtiofsd_log"] = read(log2)[-2000:]
     shutil.rmtree(work, ignore_errors=True)
     facts["host"] = {
         "listing": sorted(os.listdir(src)),
