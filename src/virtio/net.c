@@ -164,12 +164,6 @@ struct net {
 	size_t pkt_len;
 	bool pkt_pending;
 	uint64_t own_tx, own_rx; /* frames khyve's own path moved (--verbose at exit) */
-	/* tx runs on the device thread, the event loop (slirp), or, on a
-	 * tap without vhost, in the vCPU's exit for the guest's kick: a
-	 * frame at a time goes out with no thread to wake, which is what
-	 * sets the pace when the guest waits for each one. tx_lock keeps
-	 * one of them at a time on the ring and these buffers. */
-	pthread_mutex_t tx_lock;
 	struct iovec (*iov)[NET_CHAIN_MAX]; /* NET_BATCH chains' segments (tx) */
 	struct vq_chain *chains;             /* NET_BATCH (tx) */
 	struct iovec (*rxiov)[NET_CHAIN_MAX]; /* NET_RX_BUFS (rx) */
@@ -269,12 +263,10 @@ static void md5(const void *data, size_t len, uint8_t out[16])
 
 /* ---- transmit ---- */
 
-static void process_tx_locked(struct net *n)
+static void process_tx(struct net *n)
 {
 	struct virtio_dev *v = n->v;
 	struct vdev_used used[NET_BATCH];
-	if (!n->chains)
-		return; /* a kick before the device ever started */
 	for (unsigned i = 0; i < NET_BATCH; i++)
 		n->chains[i] = (struct vq_chain){ .cap = NET_CHAIN_MAX, .iov = n->iov[i] };
 	uint32_t gen;
@@ -308,13 +300,6 @@ static void process_tx_locked(struct net *n)
 	vdev_give(v, NET_TXQ, gen, used, count);
 	if (count == NET_BATCH)
 		vdev_rekick(v, NET_TXQ); /* more after the others had their turn */
-}
-
-static void process_tx(struct net *n)
-{
-	pthread_mutex_lock(&n->tx_lock);
-	process_tx_locked(n);
-	pthread_mutex_unlock(&n->tx_lock);
 }
 
 /* ---- receive ---- */
@@ -751,13 +736,9 @@ static int net_start(struct virtio_dev *v)
 		if (r)
 			log_warn("virtio-net %s: setting offloads: %s", n->name, strerror(-r));
 	}
-	pthread_mutex_lock(&n->tx_lock);
-	if (!n->iov)
-		n->iov = calloc(NET_BATCH, sizeof(*n->iov));
-	if (n->iov && !n->chains)
-		n->chains = calloc(NET_BATCH, sizeof(*n->chains));
-	pthread_mutex_unlock(&n->tx_lock);
-	if (!n->chains)
+	if (!n->iov && !(n->iov = calloc(NET_BATCH, sizeof(*n->iov))))
+		return -ENOMEM;
+	if (!n->chains && !(n->chains = calloc(NET_BATCH, sizeof(*n->chains))))
 		return -ENOMEM;
 	if (!n->rxiov && !(n->rxiov = calloc(NET_RX_BUFS, sizeof(*n->rxiov))))
 		return -ENOMEM;
@@ -821,12 +802,6 @@ static void net_notify(struct virtio_dev *v, unsigned q)
 		process_ctrl(n);
 		return;
 	}
-	if (q == NET_TXQ && n->be == NET_BE_TAP && (v->exit_queues >> NET_TXQ & 1)) {
-		/* Served in the exit (net_create); the device thread takes
-		 * over what exceeds one batch (process_tx's re-kick). */
-		process_tx(n);
-		return;
-	}
 	if (n->be != NET_BE_SLIRP)
 		return; /* the device thread reads the kicks */
 	/* slirp: kicks are read on the event loop, libslirp's thread. */
@@ -849,7 +824,6 @@ static void net_destroy(struct virtio_dev *v)
 	}
 	pci_msix_set_watch(v->pci, NULL, NULL);
 	pthread_mutex_destroy(&n->call_lock);
-	pthread_mutex_destroy(&n->tx_lock);
 	vhost_net_close(n->vhost);
 	slirp_be_close(n->slirp);
 	int fds[] = { n->epfd, n->stop_fd, n->mode_fd, n->call_fd[0], n->call_fd[1], n->link_fd };
@@ -1038,7 +1012,6 @@ static int net_create_with(struct pci_bus *bus, unsigned slot, unsigned func,
 	n->call_fd[0] = n->call_fd[1] = -1;
 	n->call_bound[0] = n->call_bound[1] = -1;
 	pthread_mutex_init(&n->call_lock, NULL);
-	pthread_mutex_init(&n->tx_lock, NULL);
 	n->tap = tap;
 	n->name = tap ? tap->name : "slirp";
 	atomic_init(&n->link_up, true);
@@ -1105,8 +1078,6 @@ static int net_create_with(struct pci_bus *bus, unsigned slot, unsigned func,
 		goto fail;
 	}
 	virtio_queue_serve_in_exit(n->v, NET_CTRLQ);
-	if (tap && !n->vhost)
-		virtio_queue_serve_in_exit(n->v, NET_TXQ);
 	if (!tap && (r = virtio_kicks_on_loop(n->v))) {
 		/* the device is the bus's now; it frees n at destroy */
 		snprintf(err, errlen, "slirp: cannot watch the queues: %s", strerror(-r));
