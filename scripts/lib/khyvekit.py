@@ -518,6 +518,25 @@ def modules_overlay(kit_env, wanted, path):
     return add
 
 
+def kit_initramfs_plus(kit, archives, initrd):
+    """The Linux kit's initramfs (kit: its directory) with the given cpio
+    archives appended, written to initrd."""
+    with open(initrd, "wb") as out:
+        for part in [os.path.join(kit, "initramfs.cpio.gz")] + list(archives):
+            with open(part, "rb") as f:
+                shutil.copyfileobj(f, out)
+
+
+def kit_initramfs_with(kit, wanted, initrd):
+    """kit_initramfs_plus with modules_overlay's archive for the wanted
+    modules. Returns the modules added."""
+    overlay = initrd + ".modules.cpio"
+    add = modules_overlay(read_env(os.path.join(kit, "kit.env")), wanted, overlay)
+    kit_initramfs_plus(kit, [overlay], initrd)
+    os.unlink(overlay)
+    return add
+
+
 # --------------------------------------------------------------------------
 # Debian's generic kernel as a guest (it has 9p; the cloud kernel has not)
 

@@ -118,16 +118,10 @@ def part_virtiofs(a, user, facts):
     with open(private, "w") as f:
         f.write("root's own\n")
     os.chmod(private, 0o600)
-    env = K.read_env(os.path.join(a.kit, "kit.env"))
     work = tempfile.mkdtemp(prefix="khyve-unpriv-")
     os.chmod(work, 0o755)
-    overlay = os.path.join(work, "modules.cpio")
-    K.modules_overlay(env, ["virtiofs"], overlay)
     initrd = os.path.join(work, "initrd")
-    with open(initrd, "wb") as out:
-        for part in (os.path.join(a.kit, "initramfs.cpio.gz"), overlay):
-            with open(part, "rb") as f:
-                shutil.copyfileobj(f, out)
+    K.kit_initramfs_with(a.kit, ["virtiofs"], initrd)
     os.chmod(initrd, 0o644)
     sock = os.path.join(U.XDG, "vfs.sock")
     vfsd, facts["virtiofsd_argv"] = start_virtiofsd(user, sock, src, os.path.join(work, "vfsd"),

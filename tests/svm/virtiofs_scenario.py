@@ -105,14 +105,8 @@ def scenario_share(a, work, facts):
         f.write("hello from the host\n")
     with open(os.path.join(src, "doomed.txt"), "w") as f:
         f.write("delete me\n")
-    env = K.read_env(os.path.join(a.kit, "kit.env"))
-    overlay = os.path.join(work, "modules.cpio")
-    facts["modules_added"] = K.modules_overlay(env, ["virtiofs"], overlay)
     initrd = os.path.join(work, "initrd")
-    with open(initrd, "wb") as out:
-        for part in (os.path.join(a.kit, "initramfs.cpio.gz"), overlay):
-            with open(part, "rb") as f:
-                shutil.copyfileobj(f, out)
+    facts["modules_added"] = K.kit_initramfs_with(a.kit, ["virtiofs"], initrd)
     sock = os.path.join(work, "vfsd.sock")
     vfsd = start_virtiofsd(sock, src)
     append = "console=ttyS0 quiet khyve.cmd64=" + base64.b64encode(GUEST_SCRIPT.encode()).decode()
