@@ -456,6 +456,7 @@ static int compare_int(const void *a, const void *b)
 
 struct teardown_args {
 	int gate;
+	int ready;
 	int nkeep;
 	int keep[TOPOLOGY_MAX_CPUS + 4];
 };
@@ -474,7 +475,12 @@ static int teardown_main(void *opaque)
 		next = t->keep[i] + 1;
 	}
 	close_range((unsigned)next, ~0u, 0);
-	char byte;
+	/* Now only the VM's descriptors are held here: khyve may go (its
+	 * disks' locks, taps and sockets are released with it). */
+	char byte = 1;
+	while (write(t->ready, &byte, 1) < 0 && errno == EINTR)
+		;
+	close(t->ready);
 	while (read(t->gate, &byte, 1) < 0 && errno == EINTR)
 		;
 	_exit(0);
@@ -491,15 +497,23 @@ void vm_detach(struct vm *vm)
 			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (stack == MAP_FAILED)
 		return;
-	int gate[2];
+	int gate[2], ready[2];
 	if (pipe2(gate, O_CLOEXEC) < 0) {
+		munmap(stack, stack_size);
+		return;
+	}
+	if (pipe2(ready, O_CLOEXEC) < 0) {
+		close(gate[0]);
+		close(gate[1]);
 		munmap(stack, stack_size);
 		return;
 	}
 	struct teardown_args *t = (struct teardown_args *)stack;
 	t->nkeep = 0;
 	t->gate = gate[0];
+	t->ready = ready[1];
 	t->keep[t->nkeep++] = gate[0];
+	t->keep[t->nkeep++] = ready[1];
 	t->keep[t->nkeep++] = vm->vm_fd;
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		if (vm->vcpus[i].fd >= 0)
@@ -508,10 +522,20 @@ void vm_detach(struct vm *vm)
 	if (clone(teardown_main, stack + stack_size, CLONE_VM, t) < 0) {
 		close(gate[0]);
 		close(gate[1]);
+		close(ready[0]);
+		close(ready[1]);
 		munmap(stack, stack_size);
 		return;
 	}
 	close(gate[0]);
+	close(ready[1]);
+	/* Until the helper has dropped its copies of khyve's other
+	 * descriptors, a disk image's lock or a tap would outlive khyve and
+	 * refuse the VM's next start. A byte, or EOF if the helper died. */
+	char byte;
+	while (read(ready[0], &byte, 1) < 0 && errno == EINTR)
+		;
+	close(ready[0]);
 	/* gate[1] closes when this process is gone, releasing the child;
 	 * the stack is the child's until then. */
 }
