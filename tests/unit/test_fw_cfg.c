@@ -256,8 +256,11 @@ static void test_i8042(void)
 	kbc_cmd(0x20);
 	CHECK_EQ(inb(I8042_DATA_PORT), 0x47);
 
-	/* Bytes for the (absent) keyboard and unknown commands: nothing. */
+	/* A byte for the (absent) keyboard: 0xFE with the timeout bit at
+	 * once (test_i8042 has the rest); unknown commands: nothing. */
 	outb(I8042_DATA_PORT, 0xFF);
+	CHECK_EQ(inb(I8042_CMD_PORT) & 0x41, 0x41);
+	CHECK_EQ(inb(I8042_DATA_PORT), 0xFE);
 	kbc_cmd(0xC0);
 	CHECK_EQ(inb(I8042_CMD_PORT) & 0x01, 0);
 	CHECK_EQ(atomic_load(&exit_count), 0);
