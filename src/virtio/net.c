@@ -614,7 +614,9 @@ static bool vhost_try_start(struct net_pair *pp)
 		pp->vhost_vec[i] = v->q[2 * pp->k + i].msix_vector;
 	}
 	pthread_mutex_unlock(&n->call_lock);
-	if (!pp->vhost_said)
+	if (!pp->vhost_said && n->npairs == 1)
+		log_debug("virtio-net %s: vhost-net carries the data path", n->name);
+	else if (!pp->vhost_said)
 		log_debug("virtio-net %s: vhost-net carries pair %u's data path", n->name, pp->k);
 	pp->vhost_said = true;
 	return true;
