@@ -3,10 +3,19 @@
  * libslirp's user-mode network (backend/slirp.c).
  *
  * bhyve's conf: TAPNAME[,mac=xx:xx:xx:xx:xx:xx][,mtu=N][,vhost=on|off]
- * (also backend=TAPNAME), or slirp[,hostfwd=RULE[;RULE..]][,open|restrict]
+ * [,queues=N] (also backend=TAPNAME), or slirp[,hostfwd=RULE[;RULE..]][,open|restrict]
  * [,mac=..]. Without mac= the address is bhyve's: 00:a0:98 and the first
  * three bytes of MD5("slot-function-vmname"), so a VM keeps its MAC across
  * runs.
+ *
+ * Multiqueue (queues=N, QEMU's meaning; bhyve has none): N receive/
+ * transmit pairs rx0,tx0,rx1,tx1,.. then the control queue (at 2N with
+ * MQ, else at 2, 5.1.2), on a multi_queue tap with a descriptor per pair.
+ * Each pair has its own thread, epoll set, buffers and, with vhost=on,
+ * its own vhost-net, so pairs never share a lock but the device's. The
+ * guest enables pairs with VQ_PAIRS_SET (1 after a reset); the pairs'
+ * threads attach or detach their tap queues to follow. queues=1 offers
+ * no MQ and is the single-pair device it always was.
  *
  * Queues: receive, transmit and control (CTRL_VQ). On a tap: mergeable
  * receive buffers and the tap's virtio-net header for checksum and TSO
