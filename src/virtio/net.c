@@ -311,18 +311,10 @@ static void md5(const void *data, size_t len, uint8_t out[16])
 
 /* ---- transmit ---- */
 
-static void process_tx(struct net_pair *pp)
+/* Send one batch taken from the transmit queue; returns how many. */
+static unsigned tx_batch(struct net_pair *pp, unsigned count, struct vdev_used *used)
 {
 	struct net *n = pp->n;
-	struct virtio_dev *v = n->v;
-	unsigned txq = 2 * pp->k + 1;
-	struct vdev_used used[NET_BATCH];
-	for (unsigned i = 0; i < NET_BATCH; i++)
-		pp->chains[i] = (struct vq_chain){ .cap = NET_CHAIN_MAX, .iov = pp->iov[i] };
-	uint32_t gen;
-	unsigned count = vdev_take(v, txq, pp->chains, NET_BATCH, &gen);
-	if (!count)
-		return;
 	bool up = atomic_load(&n->link_up);
 	for (unsigned i = 0; i < count; i++) {
 		struct vq_chain *c = &pp->chains[i];
@@ -347,9 +339,45 @@ static void process_tx(struct net_pair *pp)
 	}
 	if (n->be == NET_BE_SLIRP)
 		slirp_be_flush(n->slirp);
-	vdev_give(v, txq, gen, used, count);
-	if (count == NET_BATCH)
-		vdev_rekick(v, txq); /* more after the others had their turn */
+	return count;
+}
+
+/* Rounds of NET_BATCH before the queue waits for its re-kick. */
+#define NET_TX_ROUNDS 4
+
+/* Transmit as vhost-net does: the guest's kicks stay off while a batch
+ * is sent (a ring found empty while taking does not move avail_event,
+ * vhost_disable_notify), and are asked for again only after the batch
+ * went back, with one more look (vhost_enable_notify): frames the guest
+ * adds meanwhile are taken in the next round without a kick, each of
+ * which is a VM exit. */
+static void process_tx(struct net_pair *pp)
+{
+	struct virtio_dev *v = pp->n->v;
+	unsigned txq = 2 * pp->k + 1;
+	struct vdev_used used[NET_BATCH];
+	for (unsigned round = 0; round < NET_TX_ROUNDS; round++) {
+		for (unsigned i = 0; i < NET_BATCH; i++)
+			pp->chains[i] = (struct vq_chain){ .cap = NET_CHAIN_MAX, .iov = pp->iov[i] };
+		uint32_t gen;
+		pthread_mutex_lock(&v->lock);
+		struct virtqueue *vq = virtio_queue(v, txq);
+		if (vq)
+			vq_enable_kicks(vq, false);
+		unsigned count = vdev_take_locked(v, txq, pp->chains, NET_BATCH, &gen);
+		pthread_mutex_unlock(&v->lock);
+		if (count)
+			tx_batch(pp, count, used);
+		pthread_mutex_lock(&v->lock);
+		if (count)
+			vdev_give_locked(v, txq, gen, used, count, true);
+		vq = virtio_queue(v, txq);
+		bool more = vq && vq_enable_kicks(vq, true);
+		pthread_mutex_unlock(&v->lock);
+		if (!more)
+			return;
+	}
+	vdev_rekick(v, txq); /* more after the others had their turn */
 }
 
 /* ---- receive ---- */
@@ -704,7 +732,7 @@ static void pair_follow(struct net_pair *pp)
 		if (qi == ctrlq(n))
 			continue; /* without MQ, pair 1's receive queue is the control queue */
 		int fd = v->q[qi].kick_fd;
-		struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.fd = fd };
 		if (on)
 			epoll_ctl(pp->epfd, EPOLL_CTL_DEL, fd, NULL);
 		else
@@ -778,14 +806,11 @@ static void *net_thread(void *opaque)
 			} else if (fd == n->link_fd) {
 				link_event(n);
 			} else if (fd == ctrlkick && ctrl_mine) {
-				virtio_kick_drain(v, cq);
 				process_ctrl(n);
 			} else if (fd == txkick && own) {
-				virtio_kick_drain(v, txq);
 				if (enabled)
 					process_tx(pp);
 			} else if (fd == rxkick && own) {
-				virtio_kick_drain(v, rxq);
 				if (pp->rx_waiting)
 					watch_tap(pp, true);
 				rx = true;
@@ -837,7 +862,11 @@ static int start_thread(struct net_pair *pp)
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (fds[i] < 0)
 			continue;
-		struct epoll_event ev = { .events = EPOLLIN, .data.fd = fds[i] };
+		/* Kicks edge-triggered: each write of a kick eventfd is an
+		 * event of its own, so the thread need not read it (one
+		 * system call less per wakeup). */
+		bool kick = i >= 2 && i <= 4;
+		struct epoll_event ev = { .events = EPOLLIN | (kick ? EPOLLET : 0), .data.fd = fds[i] };
 		if (epoll_ctl(pp->epfd, EPOLL_CTL_ADD, fds[i], &ev) < 0 && errno != EEXIST)
 			return -errno;
 	}
