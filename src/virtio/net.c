@@ -371,6 +371,9 @@ static void process_tx(struct net_pair *pp)
 		pthread_mutex_lock(&v->lock);
 		if (count)
 			vdev_give_locked(v, txq, gen, used, count, true);
+		/* The interrupt went before the kicks are asked for again: a
+		 * guest that refills meanwhile needs no kick (no VM exit), the
+		 * look below finds its frames. */
 		vq = virtio_queue(v, txq);
 		bool more = vq && vq_enable_kicks(vq, true);
 		pthread_mutex_unlock(&v->lock);
@@ -928,7 +931,9 @@ static void net_reset(struct virtio_dev *v)
 	struct net *n = v->opaque;
 	for (unsigned k = 0; k < n->npairs; k++) {
 		struct net_pair *pp = &n->pair[k];
+		bool follow = k >= n->curr_pairs ? false : k > 0; /* an enabled pair detaches */
 		if (atomic_load(&pp->vhost_on)) {
+			follow = true;
 			/* Before the driver's reset returns: the kernel stops
 			 * touching the rings (SET_BACKEND -1 waits for its worker). */
 			vhost_net_stop(pp->vhost);
@@ -938,7 +943,7 @@ static void net_reset(struct virtio_dev *v)
 			pthread_mutex_unlock(&n->call_lock);
 		}
 		pp->vhost_want = false;
-		if (pp->mode_fd >= 0)
+		if (follow && pp->mode_fd >= 0)
 			signal_fd(pp->mode_fd); /* back to its own path; detached if k > 0 */
 	}
 	n->curr_pairs = 1; /* 5.1.6.5.5: only the first pair after a reset */
