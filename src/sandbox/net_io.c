@@ -16,6 +16,7 @@
 
 static const struct sandbox_rule rules[] = {
 	SB_ALLOW(epoll_wait),
+	SB_ALLOW(io_uring_enter), /* a transmit batch to the tap */
 	SB_ALLOW(epoll_pwait),
 	SB_ALLOW(epoll_ctl),
 	SB_ALLOW(read),
