@@ -20,10 +20,12 @@
  * Queues: receive, transmit and control (CTRL_VQ). On a tap: mergeable
  * receive buffers and the tap's virtio-net header for checksum and TSO
  * offload both ways (the guest's headers go to the tap as they are;
- * TUNSETOFFLOAD follows the features the guest took). A thread per device,
- * started at DRIVER_OK, waits on the tap, the kick eventfds and the tap's
- * link state (netlink): transmit writes each chain to the tap straight
- * from guest memory; receive reads a frame and copies it into as many
+ * TUNSETOFFLOAD follows the features the guest took). A thread per pair,
+ * started at DRIVER_OK, waits on its tap queue, its kick eventfds (edge-
+ * triggered, never read) and, for pair 0, the tap's link state (netlink):
+ * transmit writes each chain to the tap straight from guest memory (a
+ * batch in one io_uring submission), with the guest's kicks off while it
+ * works, as vhost-net does; receive reads a frame and copies it into as many
  * buffers as it needs. When the guest has no receive buffers the tap is
  * not read (the kernel queues, then drops).
  *
