@@ -4,7 +4,10 @@
  * (recvfrom, sendto; a fresh netlink socket to ask for it after lost
  * messages); vhost-net set up and stopped on this thread
  * (VHOST_* ioctls, on the vhost descriptor: the request numbers are the
- * check, the descriptor is not known here). */
+ * check, the descriptor is not known here); with queues=, each pair's
+ * thread attaches and detaches its own tap queue (TUNSETQUEUE) as the
+ * guest enables pairs. */
+#include <linux/if_tun.h>
 #include <linux/vhost.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -13,6 +16,7 @@
 
 static const struct sandbox_rule rules[] = {
 	SB_ALLOW(epoll_wait),
+	SB_ALLOW(io_uring_enter), /* a transmit batch to the tap */
 	SB_ALLOW(epoll_pwait),
 	SB_ALLOW(epoll_ctl),
 	SB_ALLOW(read),
@@ -29,6 +33,7 @@ static const struct sandbox_rule rules[] = {
 	SB_IOCTL(SB_FD_ANY, VHOST_SET_VRING_KICK),
 	SB_IOCTL(SB_FD_ANY, VHOST_SET_VRING_CALL),
 	SB_IOCTL(SB_FD_ANY, VHOST_NET_SET_BACKEND),
+	SB_IOCTL(SB_FD_ANY, TUNSETQUEUE),
 };
 
 const struct sandbox_rules sandbox_net_io_rules = SB_RULES("net_io", rules);

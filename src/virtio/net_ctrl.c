@@ -75,11 +75,11 @@ static uint8_t mac_table_set(struct net_filter *f, const struct vq_chain *c)
 	return VIRTIO_NET_OK;
 }
 
-uint8_t net_ctrl_apply(struct net_filter *f, uint64_t features, const struct vq_chain *c,
-		       bool *announce_acked)
+uint8_t net_ctrl_apply(struct net_filter *f, uint64_t features, uint16_t max_pairs,
+		       const struct vq_chain *c, struct net_ctrl_done *done)
 {
 	uint8_t hdr[2], data[6];
-	*announce_acked = false;
+	*done = (struct net_ctrl_done){ 0 };
 	if (c->out_len < 2 || vq_chain_read(c, 0, hdr, 2) != 2)
 		return VIRTIO_NET_ERR;
 	uint64_t dlen = c->out_len - 2;
@@ -110,8 +110,19 @@ uint8_t net_ctrl_apply(struct net_filter *f, uint64_t features, const struct vq_
 		if (!has(features, VIRTIO_NET_F_GUEST_ANNOUNCE) ||
 		    hdr[1] != VIRTIO_NET_CTRL_ANNOUNCE_ACK || dlen != 0)
 			return VIRTIO_NET_ERR;
-		*announce_acked = true;
+		done->announce_acked = true;
 		return VIRTIO_NET_OK;
+	case VIRTIO_NET_CTRL_MQ: {
+		/* 5.1.6.5.5: a le16 count, 1 to max_virtqueue_pairs. */
+		if (!has(features, VIRTIO_NET_F_MQ) || hdr[1] != VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET ||
+		    dlen != 2 || vq_chain_read(c, 2, data, 2) != 2)
+			return VIRTIO_NET_ERR;
+		uint16_t pairs = (uint16_t)(data[0] | data[1] << 8);
+		if (pairs < 1 || pairs > max_pairs)
+			return VIRTIO_NET_ERR;
+		done->pairs = pairs;
+		return VIRTIO_NET_OK;
+	}
 	default:
 		return VIRTIO_NET_ERR;
 	}

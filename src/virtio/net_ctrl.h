@@ -16,7 +16,11 @@
 
 #define VIRTIO_NET_F_CTRL_RX 18
 #define VIRTIO_NET_F_GUEST_ANNOUNCE 21
+#define VIRTIO_NET_F_MQ 22
 #define VIRTIO_NET_F_CTRL_MAC_ADDR 23
+
+#define VIRTIO_NET_CTRL_MQ 4
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 0
 
 #define VIRTIO_NET_OK 0
 #define VIRTIO_NET_ERR 1
@@ -35,11 +39,17 @@ void net_filter_reset(struct net_filter *f, const uint8_t mac[6]);
 /* Whether the guest asked for frames to dst (5.1.6.5.1/2). */
 bool net_filter_wants(const struct net_filter *f, const uint8_t dst[6]);
 
+/* What a request asked of the device besides the filter. */
+struct net_ctrl_done {
+	bool announce_acked; /* a valid ANNOUNCE_ACK */
+	uint16_t pairs;      /* a valid MQ_VQ_PAIRS_SET: 1..max_pairs; else 0 */
+};
+
 /* One control request c (its readable part: class, command, data) under
- * the negotiated features. Returns the ack (VIRTIO_NET_OK or _ERR); the
- * filter changes only on OK. *announce_acked is set by a valid
- * ANNOUNCE_ACK. */
-uint8_t net_ctrl_apply(struct net_filter *f, uint64_t features, const struct vq_chain *c,
-		       bool *announce_acked);
+ * the negotiated features; max_pairs is the device's max_virtqueue_pairs.
+ * Returns the ack (VIRTIO_NET_OK or _ERR); the filter changes, and *done
+ * says anything, only on OK. */
+uint8_t net_ctrl_apply(struct net_filter *f, uint64_t features, uint16_t max_pairs,
+		       const struct vq_chain *c, struct net_ctrl_done *done);
 
 #endif

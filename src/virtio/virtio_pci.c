@@ -396,8 +396,8 @@ static void bar_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
 
 void virtio_queue_serve_in_exit(struct virtio_dev *v, unsigned q)
 {
-	if (q < v->nqueues && q < 32)
-		v->exit_queues |= 1u << q;
+	if (q < v->nqueues && q < 64)
+		v->exit_queues |= 1ULL << q;
 }
 
 static const struct io_ops bar_ops = { bar_read, bar_write };

@@ -113,7 +113,7 @@ struct virtio_dev {
 	pthread_cond_t idle;
 
 	unsigned nqueues;
-	uint32_t exit_queues; /* bit q: served in the exit (virtio_queue_serve_in_exit) */
+	uint64_t exit_queues; /* bit q: served in the exit (virtio_queue_serve_in_exit) */
 	struct virtio_queue q[VIRTIO_MAX_QUEUES];
 
 	/* The VIRTIO_PCI_CAP_PCI_CFG window. */

@@ -4,7 +4,9 @@
  * request: the ack is OK or ERR; a refused request leaves the filter as it
  * was; the tables stay within bounds ("overflow" means empty and accept
  * all); an accepted MAC_TABLE_SET holds exactly the addresses the request
- * carried; an accepted MAC_ADDR_SET is the new address.
+ * carried; an accepted MAC_ADDR_SET is the new address; an accepted
+ * MQ_VQ_PAIRS_SET names 1 to max_virtqueue_pairs, and a refused one
+ * (0, past the maximum, a wrong length, MQ not taken) names nothing.
  *
  * With clang: fuzz_net_ctrl is a libFuzzer binary
  *   build-fuzz/tests/fuzz/fuzz_net_ctrl tests/fuzz/corpus/net_ctrl -max_len=1024
@@ -75,7 +77,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t fsel = fin_u8(&in);
 	uint64_t features = (fsel & 1 ? 1ULL << VIRTIO_NET_F_CTRL_RX : 0) |
 			    (fsel & 2 ? 1ULL << VIRTIO_NET_F_CTRL_MAC_ADDR : 0) |
-			    (fsel & 4 ? 1ULL << VIRTIO_NET_F_GUEST_ANNOUNCE : 0);
+			    (fsel & 4 ? 1ULL << VIRTIO_NET_F_GUEST_ANNOUNCE : 0) |
+			    (fsel & 8 ? 1ULL << VIRTIO_NET_F_MQ : 0);
+	uint16_t max_pairs = (uint16_t)(1 + (fsel >> 4)); /* 1..16 */
 	static uint8_t req[REQ_MAX];
 	while (fin_more(&in)) {
 		/* A request: its length, how it is cut into segments, its bytes. */
@@ -94,14 +98,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (off < len) /* fewer segments than asked: the rest in the last */
 			iov[c.nout - 1].iov_len += len - off;
 		struct net_filter before = f;
-		bool acked;
-		uint8_t ack = net_ctrl_apply(&f, features, &c, &acked);
+		struct net_ctrl_done done;
+		uint8_t ack = net_ctrl_apply(&f, features, max_pairs, &c, &done);
 		FUZZ_CHECK(ack == VIRTIO_NET_OK || ack == VIRTIO_NET_ERR);
 		if (ack == VIRTIO_NET_ERR) {
-			FUZZ_CHECK(same(&before, &f) && !acked);
+			FUZZ_CHECK(same(&before, &f) && !done.announce_acked && !done.pairs);
 		} else {
 			FUZZ_CHECK(len >= 2);
 			check_applied(&f, req, len);
+			if (req[0] == VIRTIO_NET_CTRL_MQ)
+				FUZZ_CHECK(len == 4 && (features >> VIRTIO_NET_F_MQ & 1) &&
+					   done.pairs == (req[2] | req[3] << 8) && done.pairs >= 1 &&
+					   done.pairs <= max_pairs);
+			else
+				FUZZ_CHECK(!done.pairs);
 		}
 		check_bounds(&f);
 	}

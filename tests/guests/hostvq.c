@@ -704,6 +704,134 @@ static void rx_bad_buffer(void)
     virtio_reset(&dev);
 }
 
+/* ---- multiqueue (virtio-net with queues=N) ---- */
+
+#define MQ_MAXQ 9 /* up to 4 pairs and the control queue */
+static struct virtq mq[MQ_MAXQ];
+static uint8_t mqmem[MQ_MAXQ][QMAX_MEM] __attribute__((aligned(4096)));
+static uint8_t ctrl_req[64], ctrl_ack;
+
+/* A control request of len bytes (class, command, data); the ack, or -1
+ * when the device did not answer. */
+static int ctrl(struct virtq *cq, const uint8_t *req, unsigned len)
+{
+    memcpy(ctrl_req, req, len);
+    ctrl_ack = 0xee;
+    struct vbuf b[2] = { { ctrl_req, len, false }, { &ctrl_ack, 1, true } };
+    if (virtq_add(cq, b, 2, NULL) < 0)
+        return -1;
+    virtq_kick(cq);
+    uint32_t used;
+    if (virtq_wait_used(cq, &used, 3000) < 0)
+        return -1;
+    return ctrl_ack;
+}
+
+static int pairs_set(struct virtq *cq, unsigned n)
+{
+    uint8_t r[4] = { 4, 0, (uint8_t)n, (uint8_t)(n >> 8) };
+    return ctrl(cq, r, 4);
+}
+
+/* Set up every pair (up to 4) and the control queue with MQ and CTRL_VQ. */
+static unsigned mq_start(void)
+{
+    const uint64_t want = 1ull << 17 | 1ull << 22;
+    if (!virtio_negotiate(&dev, want) || (dev.features & want) != want)
+        test_fail("mq: no VIRTIO_NET_F_MQ and CTRL_VQ (features 0x%lx)",
+                  (unsigned long)virtio_device_features(&dev));
+    unsigned max = virtio_cfg_read16(&dev, 8), pairs = max < 4 ? max : 4;
+    for (unsigned i = 0; i < 2 * pairs; i++)
+        if (!virtq_setup(&dev, &mq[i], i, 16, mqmem[i], VIRTIO_NO_VECTOR))
+            test_fail("mq: queue %u", i);
+    if (!virtq_setup(&dev, &mq[2 * pairs], 2 * max, 16, mqmem[2 * pairs], VIRTIO_NO_VECTOR))
+        test_fail("mq: the control queue %u", 2 * max);
+    virtio_driver_ok(&dev);
+    return max;
+}
+
+/* One frame on pair k's transmit queue; true when it was used. */
+static bool mq_tx(unsigned k, unsigned ms)
+{
+    memset(small[k], 0, 12 + 60);
+    memset(small[k] + 12, 0xff, 6);
+    small[k][12 + 12] = 0x88;
+    small[k][12 + 13] = 0xb5;
+    struct vbuf b = { small[k], 12 + 60, false };
+    if (virtq_add(&mq[2 * k + 1], &b, 1, NULL) < 0)
+        return false;
+    virtq_kick(&mq[2 * k + 1]);
+    uint32_t len;
+    return virtq_wait_used(&mq[2 * k + 1], &len, ms) >= 0;
+}
+
+static void mq_case(void)
+{
+    unsigned max = mq_start(), pairs = max < 4 ? max : 4;
+    struct virtq *cq = &mq[2 * pairs];
+    printf("HVQ: mq max_virtqueue_pairs=%u\n", max);
+    if (max < 2)
+        test_fail("mq: the device has %u pairs", max);
+    /* Out of range and malformed: refused with VIRTIO_NET_ERR (1). */
+    static const uint8_t bad_len[][6] = { { 4, 0, 2 }, { 4, 0, 2, 0, 0 }, { 4, 0 }, { 4, 1, 2, 0 } };
+    static const unsigned bad_n[] = { 3, 5, 2, 4 };
+    int r;
+    if ((r = pairs_set(cq, 0)) != 1)
+        test_fail("mq: VQ_PAIRS_SET 0 acked %d", r);
+    if ((r = pairs_set(cq, max + 1)) != 1)
+        test_fail("mq: VQ_PAIRS_SET %u (max+1) acked %d", max + 1, r);
+    if ((r = pairs_set(cq, 0xffff)) != 1)
+        test_fail("mq: VQ_PAIRS_SET 65535 acked %d", r);
+    for (unsigned i = 0; i < ARRAY_SIZE(bad_n); i++)
+        if ((r = ctrl(cq, bad_len[i], bad_n[i])) != 1)
+            test_fail("mq: malformed request %u acked %d", i, r);
+    printf("HVQ: mq VQ_PAIRS_SET 0, max+1, 65535 and 4 malformed ones refused\n");
+    /* Pair 1 is not enabled: kicks on it, with a frame and receive
+     * buffers in its queues, then a storm of them. */
+    for (unsigned k = 0; k < 8; k++) {
+        struct vbuf b = { big + k * 4096, 4096, true };
+        virtq_add(&mq[2], &b, 1, NULL);
+    }
+    virtq_kick(&mq[2]);
+    bool early = mq_tx(1, 200);
+    for (uint64_t i = 0; i < 4 * n_arg; i++)
+        writew(dev.notify + (2 + i % 2) * dev.notify_mult, (uint16_t)i);
+    if (!mq_tx(0, 3000))
+        test_fail("mq: pair 0 stopped with kicks on pair 1");
+    printf("HVQ: mq kicks on the disabled pair 1 (its frame %s)\n", early ? "sent" : "held");
+    /* Enabled: pair 1 transmits (its frame from before goes too). */
+    if ((r = pairs_set(cq, max)) != 0)
+        test_fail("mq: VQ_PAIRS_SET %u acked %d", max, r);
+    if (!mq_tx(1, 3000))
+        test_fail("mq: pair 1 does not transmit once enabled");
+    if ((r = pairs_set(cq, 1)) != 0)
+        test_fail("mq: VQ_PAIRS_SET 1 acked %d", r);
+    printf("HVQ: mq pair 1 transmits once enabled\n");
+    /* Resets with every pair enabled and busy. */
+    for (uint64_t round = 0; round < n_arg; round++) {
+        mq_start();
+        if (pairs_set(cq, max) != 0)
+            test_fail("mq: round %lu: VQ_PAIRS_SET", (unsigned long)round);
+        for (unsigned k = 0; k < pairs; k++) {
+            for (unsigned j = 0; j < 4; j++) {
+                struct vbuf rb = { big + (k * 8 + j) * 4096, 4096, true };
+                virtq_add(&mq[2 * k], &rb, 1, NULL);
+                memset(big + 0x80000 + (k * 8 + j) * 2048, 0, 12);
+                struct vbuf tb = { big + 0x80000 + (k * 8 + j) * 2048, 1514, false };
+                virtq_add(&mq[2 * k + 1], &tb, 1, NULL);
+            }
+            virtq_kick(&mq[2 * k]);
+            virtq_kick(&mq[2 * k + 1]);
+        }
+        virtio_reset(&dev);
+    }
+    mq_start();
+    if (!mq_tx(0, 3000))
+        test_fail("mq: pair 0 after the resets");
+    printf("HVQ: mq %lu resets with %u pairs busy\n", (unsigned long)n_arg, pairs);
+    virtio_reset(&dev);
+}
+
 int main(void)
 {
     if (!cmdline_get("case", name, sizeof(name)) || !cmdline_get("dev", devname, sizeof(devname)))
@@ -746,6 +874,7 @@ int main(void)
     else if (is("no_features_ok")) no_features_ok();
     else if (is("starve")) starve();
     else if (is("rx_bad_buffer")) rx_bad_buffer();
+    else if (is("mq")) mq_case();
     else test_fail("unknown case %s", name);
     sample("end");
     sane();

@@ -157,6 +157,32 @@ def test_a_ring_kept_full_does_not_starve_the_event_loop(tmp_path):
 
 
 @needs_net
+@pytest.mark.parametrize("queues", [2, 4])
+def test_multiqueue_hostile_control_and_kicks(tmp_path, netns, queues):
+    """queues=N on a multi_queue tap: VQ_PAIRS_SET with 0, max+1, 65535
+    and malformed lengths answered VIRTIO_NET_ERR; kicks (and a storm of
+    them) on a pair the guest has not enabled; that pair transmits once
+    enabled; resets with every pair enabled and busy. khyve keeps serving,
+    its memory flat."""
+    subprocess.run(["ip", "-n", netns, "tuntap", "add", "dev", "kmq0", "mode", "tap",
+                    "multi_queue"], check=True, capture_output=True)
+    g = Guest("hostvq", ["-s", "0,hostbridge", "-s", f"4,virtio-net,kmq0,queues={queues}"],
+              "case=mq dev=net n=20", tmp_path, cpus=None,
+              extra_env={"KHYVE_RUNDIR": str(tmp_path / "run")},
+              prefix=["ip", "netns", "exec", netns])
+    try:
+        status = g.run_to_end()
+        g.assert_passed(status)
+        g.assert_flat()
+        out = g.stdout()
+        assert f"HVQ: mq max_virtqueue_pairs={queues}" in out, g.describe()
+        assert "HVQ: mq pair 1 transmits once enabled" in out, g.describe()
+        assert "HVQ: mq 20 resets with" in out, g.describe()
+    finally:
+        g.close()
+
+
+@needs_net
 def test_rx_bad_buffer_between_good_ones(tmp_path, netns):
     """Mergeable receive buffers: good (64 bytes), read-only, good (64
     bytes); one 200-byte frame arrives, too big for them. The read-only
