@@ -204,6 +204,9 @@ struct net {
 	/* call_lock orders vhost's call rebinding; it nests inside v->lock. */
 	pthread_mutex_t call_lock;
 	struct iovec ctrliov[NET_CHAIN_MAX];
+	/* The control queue is served in a vCPU's exit and by a pair's
+	 * thread (its re-kick): one at a time, as they share ctrliov. */
+	pthread_mutex_t ctrl_lock;
 
 	/* slirp's frames waiting for the guest's buffers (loop thread). */
 	uint8_t *slirp_q; /* NET_SLIRP_PENDING slots of NET_SLIRP_SLOT */
@@ -622,7 +625,9 @@ static uint32_t ctrl_one(struct virtio_dev *v, unsigned q, struct vq_chain *c, v
 
 static void process_ctrl(struct net *n)
 {
+	pthread_mutex_lock(&n->ctrl_lock);
 	vdev_serve(n->v, ctrlq(n), n->ctrliov, NET_CHAIN_MAX, ctrl_one, n);
+	pthread_mutex_unlock(&n->ctrl_lock);
 }
 
 /* ---- link state ---- */
@@ -1062,6 +1067,7 @@ static void net_destroy(struct virtio_dev *v)
 	}
 	pci_msix_set_watch(v->pci, NULL, NULL);
 	pthread_mutex_destroy(&n->call_lock);
+	pthread_mutex_destroy(&n->ctrl_lock);
 	for (unsigned k = 0; k < n->npairs; k++)
 		pair_free(&n->pair[k]);
 	free(n->pair);
@@ -1276,6 +1282,7 @@ static int net_create_with(struct pci_bus *bus, unsigned slot, unsigned func,
 		atomic_init(&pp->vhost_on, false);
 	}
 	pthread_mutex_init(&n->call_lock, NULL);
+	pthread_mutex_init(&n->ctrl_lock, NULL);
 	n->tap = tap;
 	n->name = tap ? tap->name : "slirp";
 	atomic_init(&n->link_up, true);
