@@ -7,7 +7,8 @@ on_line(seconds since start, line) for each console line as it arrives,
 so that a benchmark can print each phase when it ends instead of after
 the whole run. A run still going after timeout seconds is killed and
 comes back with r.timed_out set, whatever the guest was doing: a run
-that makes no progress is reported, not waited for. The VMM's stderr
+that makes no progress is reported, not waited for; on_timeout(pid), if
+given, is called first (threads() says what the VMM's threads wait on). The VMM's stderr
 goes to a file, not a pipe: a pipe nobody reads stops the VMM once it
 holds 64 KiB, which would look like a hang of the guest.
 """
@@ -27,7 +28,7 @@ class Result:
         self.stderr = ""      # its last 4000 characters
 
 
-def run(cmd, timeout, on_line=None):
+def run(cmd, timeout, on_line=None, on_timeout=None):
     r = Result()
     with tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
@@ -41,6 +42,8 @@ def run(cmd, timeout, on_line=None):
                 left = t0 + timeout - time.monotonic()
                 if left <= 0:
                     r.timed_out = True
+                    if on_timeout:
+                        on_timeout(p.pid)
                     break
                 if not sel.select(min(left, 5.0)):
                     continue
@@ -71,3 +74,29 @@ def run(cmd, timeout, on_line=None):
         err.seek(0)
         r.stderr = err.read().decode(errors="replace")[-4000:]
     return r
+
+
+def threads(pid):
+    """One line per thread of pid: name, state, CPU ticks, kernel wait
+    channel and, when readable (root), the top of its kernel stack."""
+    out = []
+    base = f"/proc/{pid}/task"
+    try:
+        tids = sorted(os.listdir(base), key=int)
+    except OSError as e:
+        return [f"{pid}: {e}"]
+    for tid in tids:
+        def rd(name):
+            try:
+                with open(f"{base}/{tid}/{name}") as f:
+                    return f.read().strip()
+            except OSError:
+                return "?"
+        stat = rd("stat")
+        rest = stat[stat.rfind(")") + 2:].split() if ")" in stat else []
+        state = rest[0] if rest else "?"
+        ticks = int(rest[11]) + int(rest[12]) if len(rest) > 12 else -1
+        stack = " < ".join(l.split()[-1].split("+")[0] for l in rd("stack").splitlines()[:4])
+        out.append(f"{pid}/{tid} {rd('comm'):16} {state} cpu {ticks:6} ticks  "
+                   f"wchan {rd('wchan')}  {stack}")
+    return out
