@@ -8,7 +8,8 @@ so that a benchmark can print each phase when it ends instead of after
 the whole run. A run still going after timeout seconds is killed and
 comes back with r.timed_out set, whatever the guest was doing: a run
 that makes no progress is reported, not waited for; on_timeout(pid), if
-given, is called first (threads() says what the VMM's threads wait on). The VMM's stderr
+given, is called first (threads() says what the VMM's threads wait on).
+on_start(pid) hears the VMM's pid (wakeups() counts its threads' sleeps). The VMM's stderr
 goes to a file, not a pipe: a pipe nobody reads stops the VMM once it
 holds 64 KiB, which would look like a hang of the guest.
 """
@@ -26,13 +27,16 @@ class Result:
         self.timed_out = False
         self.elapsed = 0.0
         self.stderr = ""      # its last 4000 characters
+        self.stderr_bytes = 0
 
 
-def run(cmd, timeout, on_line=None, on_timeout=None):
+def run(cmd, timeout, on_line=None, on_timeout=None, on_start=None):
     r = Result()
     with tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        if on_start:
+            on_start(p.pid)
         sel = selectors.DefaultSelector()
         sel.register(p.stdout, selectors.EVENT_READ)
         buf = b""
@@ -71,8 +75,9 @@ def run(cmd, timeout, on_line=None, on_timeout=None):
             sel.close()
             p.stdout.close()
         r.elapsed = time.monotonic() - t0
-        err.seek(0)
-        r.stderr = err.read().decode(errors="replace")[-4000:]
+        r.stderr_bytes = err.seek(0, os.SEEK_END)
+        err.seek(max(0, r.stderr_bytes - 4000))
+        r.stderr = err.read().decode(errors="replace")
     return r
 
 
@@ -99,4 +104,29 @@ def threads(pid):
         stack = " < ".join(l.split()[-1].split("+")[0] for l in rd("stack").splitlines()[:4])
         out.append(f"{pid}/{tid} {rd('comm'):16} {state} cpu {ticks:6} ticks  "
                    f"wchan {rd('wchan')}  {stack}")
+    return out
+
+
+def wakeups(pid):
+    """{thread name: (times it slept and was woken, CPU ticks)} for pid's
+    threads, summed over threads of one name: how often a VMM's own
+    threads took part in the work so far."""
+    out = {}
+    base = f"/proc/{pid}/task"
+    try:
+        tids = os.listdir(base)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"{base}/{tid}/status") as f:
+                st = dict(l.split(":", 1) for l in f if ":" in l)
+            with open(f"{base}/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        rest = stat[stat.rfind(")") + 2:].split()
+        name = st["Name"].strip()
+        w, c = out.get(name, (0, 0))
+        out[name] = (w + int(st["voluntary_ctxt_switches"]), c + int(rest[11]) + int(rest[12]))
     return out
