@@ -26,7 +26,7 @@ import time
 # The tap side and the TCP transfers are virtio_scenario's (same addresses,
 # ports and checks), only the namespace differs.
 from virtio_scenario import (GUEST_IP, HOST_IP, TCP_IN, TCP_OUT,  # noqa: E402,F401
-                             serve_tcp_in, serve_tcp_out, sh)
+                             rerun_in_netns, serve_tcp_in, serve_tcp_out, sh)
 
 NS = "khyve-svm-vhost"
 FWD_PORT = 2222
@@ -175,17 +175,7 @@ def main():
     ap.add_argument("--inside-netns", action="store_true")
     a = ap.parse_args()
     if not a.inside_netns:
-        sh("ip", "netns", "del", NS, check=False)
-        sh("ip", "netns", "add", NS)
-        try:
-            sh("ip", "-n", NS, "link", "set", "lo", "up")
-            sh("ip", "-n", NS, "tuntap", "add", "dev", "ktap0", "mode", "tap")
-            sh("ip", "-n", NS, "addr", "add", f"{HOST_IP}/24", "dev", "ktap0")
-            p = subprocess.run(["ip", "netns", "exec", NS, sys.executable, __file__,
-                                "--inside-netns", *sys.argv[1:]])
-            return p.returncode
-        finally:
-            sh("ip", "netns", "del", NS, check=False)
+        return rerun_in_netns(NS, [("ktap0", [])], HOST_IP)
     facts = {}
     vhost_part(a, facts)
     slirp_part(a, facts)

@@ -25,6 +25,10 @@ import sys
 import threading
 import time
 
+# The namespace is made as virtio_scenario makes its own; this test's own
+# addresses and ports keep it apart from the other network scenarios.
+from virtio_scenario import rerun_in_netns  # noqa: E402
+
 NS = "khyve-svm-mq"
 HOST_IP, GUEST_IP = "10.78.0.1", "10.78.0.2"
 TCP_IN, TCP_OUT = 5301, 5302
@@ -54,10 +58,6 @@ V irqafter $(irqs)
 """
 
 OUT_DATA = os.urandom(1 << 20)
-
-
-def sh(*args, check=True):
-    return subprocess.run(args, capture_output=True, text=True, check=check)
 
 
 def serve(facts, key, port, send, stop):
@@ -140,18 +140,7 @@ def main():
     ap.add_argument("--inside-netns", action="store_true")
     a = ap.parse_args()
     if not a.inside_netns:
-        sh("ip", "netns", "del", NS, check=False)
-        sh("ip", "netns", "add", NS)
-        try:
-            sh("ip", "-n", NS, "link", "set", "lo", "up")
-            sh("ip", "-n", NS, "tuntap", "add", "dev", "kmqtap0", "mode", "tap", "multi_queue")
-            sh("ip", "-n", NS, "tuntap", "add", "dev", "ksqtap0", "mode", "tap")
-            sh("ip", "-n", NS, "addr", "add", f"{HOST_IP}/24", "dev", "kmqtap0")
-            p = subprocess.run(["ip", "netns", "exec", NS, sys.executable, __file__,
-                                "--inside-netns", *sys.argv[1:]])
-            return p.returncode
-        finally:
-            sh("ip", "netns", "del", NS, check=False)
+        return rerun_in_netns(NS, [("kmqtap0", ["multi_queue"]), ("ksqtap0", [])], HOST_IP)
     facts = {"dev_vhost_net": os.path.exists("/dev/vhost-net")}
     refusal(a, facts)
     run(a, facts, "own", "kmqtap0,queues=2")

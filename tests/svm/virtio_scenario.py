@@ -75,6 +75,25 @@ def sh(*args, check=True, **kw):
     return subprocess.run(args, capture_output=True, text=True, check=check, **kw)
 
 
+def rerun_in_netns(ns, taps, host_ip):
+    """Run this script again (with --inside-netns) in a fresh network
+    namespace ns holding the taps, each (name, extra `ip tuntap` words),
+    with host_ip/24 on the first; the namespace is deleted afterwards.
+    Returns the inner run's exit status."""
+    sh("ip", "netns", "del", ns, check=False)
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        for name, extra in taps:
+            sh("ip", "-n", ns, "tuntap", "add", "dev", name, "mode", "tap", *extra)
+        sh("ip", "-n", ns, "addr", "add", f"{host_ip}/24", "dev", taps[0][0])
+        p = subprocess.run(["ip", "netns", "exec", ns, sys.executable,
+                            os.path.abspath(sys.argv[0]), "--inside-netns", *sys.argv[1:]])
+        return p.returncode
+    finally:
+        sh("ip", "netns", "del", ns, check=False)
+
+
 def tools_image(path, work):
     """An ext2 image with mkfs.ext4, its libraries and the dynamic loader."""
     root = os.path.join(work, "tools-root")
@@ -173,17 +192,7 @@ def main():
     ap.add_argument("--inside-netns", action="store_true")
     a = ap.parse_args()
     if not a.inside_netns:
-        sh("ip", "netns", "del", NS, check=False)
-        sh("ip", "netns", "add", NS)
-        try:
-            sh("ip", "-n", NS, "link", "set", "lo", "up")
-            sh("ip", "-n", NS, "tuntap", "add", "dev", "ktap0", "mode", "tap")
-            sh("ip", "-n", NS, "addr", "add", f"{HOST_IP}/24", "dev", "ktap0")
-            p = subprocess.run(["ip", "netns", "exec", NS, sys.executable, __file__,
-                                "--inside-netns", *sys.argv[1:]])
-            return p.returncode
-        finally:
-            sh("ip", "netns", "del", NS, check=False)
+        return rerun_in_netns(NS, [("ktap0", [])], HOST_IP)
 
     work = tempfile.mkdtemp(prefix="khyve-virtio-")
     facts = {}
