@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "../unit/unit.h"
+#include "port_io.h"
 #include "boot/tables.h"
 #include "dev/acpi_pm.h"
 #include "dev/debug_exit.h"
@@ -43,30 +44,6 @@ static void reset_exit(void)
 	exit_reason = NULL;
 }
 
-static struct io_bus *pio;
-
-static void outn(uint16_t port, unsigned size, uint64_t v)
-{
-	uint8_t d[8];
-	memcpy(d, &v, 8);
-	io_bus_access(pio, port, size, true, d);
-}
-
-static uint64_t inn(uint16_t port, unsigned size)
-{
-	uint8_t d[8] = { 0 };
-	io_bus_access(pio, port, size, false, d);
-	uint64_t v = 0;
-	memcpy(&v, d, size);
-	return v;
-}
-
-static void outb(uint16_t port, uint8_t v) { outn(port, 1, v); }
-static void outw(uint16_t port, uint16_t v) { outn(port, 2, v); }
-static void outl(uint16_t port, uint32_t v) { outn(port, 4, v); }
-static uint8_t inb(uint16_t port) { return (uint8_t)inn(port, 1); }
-static uint16_t inw(uint16_t port) { return (uint16_t)inn(port, 2); }
-static uint32_t inl(uint16_t port) { return (uint32_t)inn(port, 4); }
 
 /* ---- fw_cfg ---- */
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../unit/unit.h"
+#include "port_io.h"
 #include "dev/i8042.h"
 #include "dev/platform.h"
 
@@ -37,20 +38,6 @@ static void rec_request_exit(struct platform *p, int status, const char *reason)
 	atomic_fetch_add(&exits, 1);
 }
 
-static struct io_bus *pio;
-
-static void outb(uint16_t port, uint8_t v)
-{
-	uint8_t d[8] = { v };
-	io_bus_access(pio, port, 1, true, d);
-}
-
-static uint8_t inb(uint16_t port)
-{
-	uint8_t d[8] = { 0 };
-	io_bus_access(pio, port, 1, false, d);
-	return d[0];
-}
 
 static void test_controller_commands(void)
 {

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "../unit/unit.h"
+#include "port_io.h"
 #include "dev/platform.h"
 #include "dev/rtc.h"
 #include "util/evloop.h"
@@ -35,20 +36,6 @@ static void rec_request_exit(struct platform *p, int status, const char *reason)
 	(void)reason;
 }
 
-static struct io_bus *pio;
-
-static void outb(uint16_t port, uint8_t v)
-{
-	uint8_t d[8] = { v };
-	io_bus_access(pio, port, 1, true, d);
-}
-
-static uint8_t inb(uint16_t port)
-{
-	uint8_t d[8] = { 0 };
-	io_bus_access(pio, port, 1, false, d);
-	return d[0];
-}
 
 static uint8_t cmos_read(uint8_t idx)
 {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../unit/unit.h"
+#include "port_io.h"
 #include "backend/chardev.h"
 #include "dev/platform.h"
 #include "dev/uart16550.h"
@@ -83,20 +84,6 @@ static void rec_request_exit(struct platform *p, int status, const char *reason)
 	atomic_store(&exit_status, status);
 }
 
-static struct io_bus *pio;
-
-static void outb(uint16_t port, uint8_t v)
-{
-	uint8_t d[8] = { v };
-	io_bus_access(pio, port, 1, true, d);
-}
-
-static uint8_t inb(uint16_t port)
-{
-	uint8_t d[8] = { 0 };
-	io_bus_access(pio, port, 1, false, d);
-	return d[0];
-}
 
 static void out(unsigned reg, uint8_t v) { outb(COM1 + reg, v); }
 static uint8_t in(unsigned reg) { return inb(COM1 + reg); }
