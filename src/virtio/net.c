@@ -814,6 +814,16 @@ static void vhost_call(struct net_pair *pp, unsigned ring)
 
 /* ---- the pairs' threads (tap) ---- */
 
+/* Whether pair pp's thread reads the control queue's re-kicks (the
+ * guest's own kicks are served in its exit): pair 0's with MQ, where the
+ * control queue is the last; without MQ it is queue 2, pair 1's receive
+ * queue, whose thread reads it then. */
+static bool reads_ctrl_kicks(const struct net_pair *pp)
+{
+	unsigned cq = ctrlq(pp->n);
+	return cq == 2 * pp->n->npairs ? pp->k == 0 : cq == 2 * pp->k;
+}
+
 static void *net_thread(void *opaque)
 {
 	struct net_pair *pp = opaque;
@@ -825,19 +835,12 @@ static void *net_thread(void *opaque)
 	thread_role_enter(THREAD_ROLE_NET_IO);
 	unsigned rxq = 2 * pp->k, txq = rxq + 1;
 	int rxkick = v->q[rxq].kick_fd, txkick = v->q[txq].kick_fd;
-	/* Pair 0's thread reads the control queue's re-kicks (the guest's
-	 * own kicks are served in its exit); without MQ that queue is 2, pair
-	 * 1's receive queue, whose thread reads it then. */
 	pair_follow(pp);
-	/* Features, hence the control queue's index, change only across a
-	 * reset, which this thread outlives: looked at each round. */
-	unsigned cq = ctrlq(n);
-	bool ctrl_mine = cq == 2 * n->npairs ? pp->k == 0 : cq == rxq;
 	if (!atomic_load(&pp->vhost_on) && pp->k < n->curr_pairs) {
 		process_tx(pp);
 		process_rx(pp);
 	}
-	if (ctrl_mine)
+	if (reads_ctrl_kicks(pp))
 		process_ctrl(n);
 	for (;;) {
 		struct epoll_event ev[8];
@@ -849,9 +852,11 @@ static void *net_thread(void *opaque)
 			return NULL;
 		}
 		bool rx = false;
-		cq = ctrlq(n);
-		ctrl_mine = cq == 2 * n->npairs ? pp->k == 0 : cq == rxq;
-		int ctrlkick = v->q[cq].kick_fd;
+		/* Features, hence the control queue's index, change only
+		 * across a reset, which this thread outlives: looked at each
+		 * round. */
+		bool ctrl_mine = reads_ctrl_kicks(pp);
+		int ctrlkick = v->q[ctrlq(n)].kick_fd;
 		for (int i = 0; i < k; i++) {
 			int fd = ev[i].data.fd;
 			bool own = !atomic_load(&pp->vhost_on);
