@@ -171,9 +171,9 @@ static void test_start_retry(void)
 
 /* One control request: out = class, command, data; in = the ack byte
  * (in_len 0: no writable part at all). Returns the ack, or 0xee when the
- * device wrote none; *used_len gets what it reported. */
-/* A control request; with rekick, kicked as the device's own re-kick
- * (v's kick eventfd) instead of the guest's notify write, which the
+ * device wrote none; *used_len gets what it reported. With rekick, it is
+ * kicked as the device's own re-kick (the queue's kick eventfd, read by a
+ * pair's thread) instead of by the driver's notify write, which the
  * device serves in the writer's exit. */
 static uint8_t ctrl_kicked(struct vdrv *d, struct virtio_dev *rekick, uint8_t cls, uint8_t cmd,
 			   const void *data, size_t len, uint32_t in_len, uint32_t *used_len)
