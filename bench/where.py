@@ -5,6 +5,9 @@ inside the SVM test host (scripts/svm-host), QEMU included, in one boot.
     where = decide(args.where)      # "local" or "svm" (exits with a clear line if neither)
     if where == "svm" and not inside_svm():
         sys.exit(rerun_in_svm(args.svm_cpus, args.svm_mem, timeout))
+
+It also makes the network namespace with one tap that the tap benchmarks
+share (netns_with_tap).
 """
 import os
 import subprocess
@@ -51,6 +54,17 @@ def rerun_in_svm(script, argv, cpus, mem, timeout):
     cmd = [SVM_HOST, "--cpus", str(cpus), "--mem", mem, "--timeout", str(timeout),
            "--", sys.executable, os.path.abspath(script), *argv, "--where", "local"]
     return subprocess.call(cmd)
+
+
+def netns_with_tap(ns, tap, cidr):
+    """A fresh network namespace ns (an old one of that name removed) with
+    lo up and tap up in it, addressed cidr."""
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    for args in (["netns", "add", ns], ["-n", ns, "link", "set", "lo", "up"],
+                 ["-n", ns, "tuntap", "add", "dev", tap, "mode", "tap"],
+                 ["-n", ns, "addr", "add", cidr, "dev", tap],
+                 ["-n", ns, "link", "set", tap, "up"]):
+        subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
 def host_summary():
