@@ -5,13 +5,15 @@
 runs cmd (a VMM with the guest's console on its stdout) and calls
 on_line(seconds since start, line) for each console line as it arrives,
 so that a benchmark can print each phase when it ends instead of after
-the whole run. A run still going after timeout seconds is killed and
-comes back with r.timed_out set, whatever the guest was doing: a run
-that makes no progress is reported, not waited for; on_timeout(pid), if
-given, is called first (threads() says what the VMM's threads wait on).
-on_start(pid) hears the VMM's pid (wakeups() counts its threads' sleeps). The VMM's stderr
-goes to a file, not a pipe: a pipe nobody reads stops the VMM once it
-holds 64 KiB, which would look like a hang of the guest.
+the whole run; show_late_exit(r, last, label) reports a VMM that was
+slow to exit after its last phase. A run still going after timeout
+seconds is killed and comes back with r.timed_out set, whatever the
+guest was doing: a run that makes no progress is reported, not waited
+for; on_timeout(pid), if given, is called first (threads() says what the
+VMM's threads wait on). on_start(pid) hears the VMM's pid (wakeups()
+counts its threads' sleeps). The VMM's stderr goes to a file, not a
+pipe: a pipe nobody reads stops the VMM once it holds 64 KiB, which
+would look like a hang of the guest.
 """
 import os
 import selectors
@@ -79,6 +81,18 @@ def run(cmd, timeout, on_line=None, on_timeout=None, on_start=None):
         err.seek(max(0, r.stderr_bytes - 4000))
         r.stderr = err.read().decode(errors="replace")
     return r
+
+
+def show_late_exit(r, last, label, what="the last phase"):
+    """Says so when the VMM of run r took over 30 s to exit after what
+    ended, last seconds after its start, with its console lines since."""
+    if r.elapsed - last <= 30:
+        return
+    print(f"  {label}: exited {r.elapsed - last:.0f} s after {what}; its console since:",
+          flush=True)
+    for at, line in r.lines:
+        if at >= last:
+            print(f"    {at:7.1f} s  {line}", flush=True)
 
 
 def threads(pid):
